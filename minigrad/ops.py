@@ -1,0 +1,519 @@
+"""Every differentiable op: the forward on numpy arrays, and its VJP right beside it.
+
+Each op is one small function of the same shape::
+
+    def tanh(x):
+        y = np.tanh(x.data)                                   # forward
+        return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))   # δx = δy ⊙ (1 − y²)
+
+The lambda is the vector-Jacobian product: given g = ∂L/∂(output) it returns
+∂L/∂(input) for each input (``None`` for inputs that take no gradient). It
+closes over exactly what it needs, so freeing the closure frees the saved
+arrays. ``_make`` (in tensor.py) records the node only when a gradient can
+flow, so these functions are also the plain forward.
+
+Non-differentiable points follow PyTorch: relu'(0) = 0, |x|'(0) = 0,
+sqrt'(0) = inf, clip passes the gradient where lo ≤ x ≤ hi, max splits it
+evenly between ties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor, _as_array
+
+_make = Tensor._make
+_make_many = Tensor._make_many
+
+__all__ = [
+    "add", "sub", "mul", "div", "pow", "neg", "matmul",
+    "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "abs",
+    "sum", "mean", "max", "reshape", "transpose", "getitem",
+    "concat", "stack", "split", "unbind", "where", "clip",
+    "softmax", "log_softmax", "embedding", "scale_grad",
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# Helpers: turning operands into tensors, undoing broadcasting
+# ---------------------------------------------------------------------------
+def _lift(v: Any, like: Tensor | None = None) -> Tensor:
+    """Make a constant tensor from a Python scalar or array operand.
+
+    Python scalars take the dtype of the tensor they meet, so float32 stays float32.
+    """
+    if isinstance(v, Tensor):
+        return v
+    if like is not None and isinstance(v, int | float) and like.data.dtype.kind == "f":
+        return Tensor(np.asarray(v, dtype=like.data.dtype))
+    return Tensor(_as_array(v))
+
+
+def _lift2(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    if type(a) is not Tensor:
+        a = _lift(a, b if isinstance(b, Tensor) else None)
+    if type(b) is not Tensor:
+        b = _lift(b, a)
+    return a, b
+
+
+def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum g over the axes that broadcasting added or stretched, back to ``shape``."""
+    if g.shape == shape:  # the common case: nothing was broadcast, no reduction pass
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
+
+
+def _broadcast(op: str, f: Any, a: Tensor, b: Tensor) -> np.ndarray:
+    try:
+        return f(a.data, b.data)
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} do not broadcast "
+            "(trailing dimensions must be equal or 1)"
+        ) from None
+
+
+def _check_float(op: str, x: Tensor) -> None:
+    if x.data.dtype.kind != "f":
+        raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
+
+
+# ---------------------------------------------------------------------------
+# Arithmetic (broadcasting: each VJP sums back to its input's shape)
+# ---------------------------------------------------------------------------
+def add(a: Any, b: Any) -> Tensor:
+    a, b = _lift2(a, b)
+    y = _broadcast("add", np.add, a, b)
+    sa, sb = a.shape, b.shape
+    return _make(y, "add", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(g, sb)))
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    a, b = _lift2(a, b)
+    y = _broadcast("sub", np.subtract, a, b)
+    sa, sb = a.shape, b.shape
+    return _make(y, "sub", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(-g, sb)))
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    a, b = _lift2(a, b)
+    y = _broadcast("mul", np.multiply, a, b)
+    ad, bd = a.data, b.data  # δa = δy ⊙ b,  δb = δy ⊙ a
+    return _make(
+        y,
+        "mul",
+        (a, b),
+        lambda g: (
+            unbroadcast(g * bd, ad.shape) if a.requires_grad else None,
+            unbroadcast(g * ad, bd.shape) if b.requires_grad else None,
+        ),
+    )
+
+
+def div(a: Any, b: Any) -> Tensor:
+    a, b = _lift2(a, b)
+    y = _broadcast("div", np.divide, a, b)
+    ad, bd = a.data, b.data  # δa = δy / b,  δb = −δy ⊙ a / b²
+    return _make(
+        y,
+        "div",
+        (a, b),
+        lambda g: (
+            unbroadcast(g / bd, ad.shape) if a.requires_grad else None,
+            unbroadcast(-g * ad / (bd * bd), bd.shape) if b.requires_grad else None,
+        ),
+    )
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this module only)
+    a, b = _lift2(a, b)
+    y = _broadcast("pow", np.power, a, b)
+    ad, bd = a.data, b.data  # δa = δy ⊙ b a^(b−1),  δb = δy ⊙ y ln a
+    return _make(
+        y,
+        "pow",
+        (a, b),
+        lambda g: (
+            unbroadcast(g * bd * ad ** (bd - 1), ad.shape) if a.requires_grad else None,
+            unbroadcast(g * y * np.log(ad), bd.shape) if b.requires_grad else None,
+        ),
+    )
+
+
+def neg(x: Tensor) -> Tensor:
+    return _make(-x.data, "neg", (x,), lambda g: (-g,))
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """a @ b with numpy's rules: 1-D operands, batches that broadcast.
+
+    δa = δy bᵀ,  δb = aᵀ δy  (on the last two axes, summed over broadcast batches).
+    """
+    a, b = _lift2(a, b)
+    ad, bd = a.data, b.data
+    if ad.ndim == 0 or bd.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    try:
+        y = ad @ bd
+    except ValueError:
+        k_a = ad.shape[-1]
+        k_b = bd.shape[0] if bd.ndim == 1 else bd.shape[-2]
+        why = f"{k_a} != {k_b}" if k_a != k_b else "batch dimensions do not broadcast"
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({why})") from None
+    if ad.ndim == 2 and bd.ndim == 2:  # the common case, without the reshaping below
+        return _make(
+            y,
+            "matmul",
+            (a, b),
+            lambda g: (g @ bd.T if a.requires_grad else None, ad.T @ g if b.requires_grad else None),
+        )
+    return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd))
+
+
+def _matmul_vjp(g: np.ndarray, ad: np.ndarray, bd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Promote 1-D operands the way numpy does (a → (1, k), b → (k, 1)) and put
+    # the removed axes back into g, then use the 2-D rule batched.
+    A = ad[None, :] if ad.ndim == 1 else ad
+    B = bd[:, None] if bd.ndim == 1 else bd
+    G = g
+    if bd.ndim == 1:
+        G = G[..., None]
+    if ad.ndim == 1:
+        G = G[..., None, :]
+    da = unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape).reshape(ad.shape)
+    db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B.shape).reshape(bd.shape)
+    return da, db
+
+
+# ---------------------------------------------------------------------------
+# Elementwise functions
+# ---------------------------------------------------------------------------
+def exp(x: Tensor) -> Tensor:
+    y = np.exp(x.data)
+    return _make(y, "exp", (x,), lambda g: (g * y,))  # δx = δy ⊙ eˣ
+
+
+def log(x: Tensor) -> Tensor:
+    xd = x.data
+    return _make(np.log(xd), "log", (x,), lambda g: (g / xd,))  # δx = δy / x
+
+
+def tanh(x: Tensor) -> Tensor:
+    y = np.tanh(x.data)
+    return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))  # δx = δy ⊙ (1 − y²)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    # σ(x) = ½ tanh(x/2) + ½: the same function, and it never overflows
+    y = 0.5 * np.tanh(0.5 * x.data) + 0.5
+    return _make(y, "sigmoid", (x,), lambda g: (g * y * (1 - y),))  # δx = δy ⊙ σ(1 − σ)
+
+
+def relu(x: Tensor) -> Tensor:
+    mask = x.data > 0  # relu'(0) = 0
+    return _make(x.data * mask, "relu", (x,), lambda g: (g * mask,))
+
+
+def sqrt(x: Tensor) -> Tensor:
+    y = np.sqrt(x.data)
+    return _make(y, "sqrt", (x,), lambda g: (g / (2 * y),))  # δx = δy / (2√x); inf at 0
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001
+    s = np.sign(x.data)  # |x|'(0) = 0
+    return _make(np.abs(x.data), "abs", (x,), lambda g: (g * s,))
+
+
+def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
+    xd = x.data
+    inside = np.ones(xd.shape, dtype=bool)  # gradient passes where lo ≤ x ≤ hi
+    if lo is not None:
+        inside &= xd >= lo
+    if hi is not None:
+        inside &= xd <= hi
+    return _make(np.clip(xd, lo, hi), "clip", (x,), lambda g: (g * inside,))
+
+
+def scale_grad(x: Tensor, xi: float) -> Tensor:
+    """Identity forward; the gradient is multiplied by ``xi`` on its way back."""
+    return _make(x.data, "scale_grad", (x,), lambda g: (g * xi,))
+
+
+# ---------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------
+def _axes(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % max(ndim, 1))
+    return tuple(out)
+
+
+def _expand(g: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """Give g back the reduced axes so it broadcasts against the input."""
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+def sum(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    axes = _axes(axis, x.ndim, "sum")
+    shape = x.shape  # δx = δy broadcast back over the summed axes
+    return _make(
+        np.sum(x.data, axis=axes, keepdims=keepdims),
+        "sum",
+        (x,),
+        lambda g: (np.broadcast_to(_expand(g, shape, axes, keepdims), shape),),
+    )
+
+
+def mean(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    axes = _axes(axis, x.ndim, "mean")
+    shape = x.shape
+    n = int(np.prod([shape[a] for a in axes])) if axes else 1  # δx = δy / n
+    return _make(
+        np.mean(x.data, axis=axes, keepdims=keepdims),
+        "mean",
+        (x,),
+        lambda g: (np.broadcast_to(_expand(g, shape, axes, keepdims) / n, shape),),
+    )
+
+
+def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    if x.size == 0:
+        raise ValueError(f"max of an empty tensor of shape {x.shape}")
+    axes = _axes(axis, x.ndim, "max")
+    xd = x.data
+    y = np.max(xd, axis=axes, keepdims=True)
+
+    def vjp(g):  # δx = δy at the arg-max (split evenly between ties)
+        hit = xd == y
+        return (hit * (_expand(g, xd.shape, axes, keepdims) / hit.sum(axis=axes, keepdims=True)),)
+
+    return _make(y if keepdims else np.squeeze(y, axis=axes), "max", (x,), vjp)
+
+
+# ---------------------------------------------------------------------------
+# Shape and indexing
+# ---------------------------------------------------------------------------
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        shape = tuple(shape[0])
+    try:
+        y = x.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}") from None
+    old = x.shape
+    return _make(y, "reshape", (x,), lambda g: (g.reshape(old),))
+
+
+def transpose(x: Tensor, *axes: int) -> Tensor:
+    if len(axes) == 1 and isinstance(axes[0], tuple | list):
+        axes = tuple(axes[0])
+    if not axes:
+        axes = tuple(reversed(range(x.ndim)))
+    if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    inverse = tuple(np.argsort(axes))  # δx = δyᵀ with the inverse permutation
+    return _make(x.data.transpose(axes), "transpose", (x,), lambda g: (g.transpose(inverse),))
+
+
+def _plain_index(idx: Any) -> Any:
+    """Tensors inside an index become their arrays."""
+    if isinstance(idx, Tensor):
+        return idx.data
+    if isinstance(idx, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+    return idx
+
+
+def _is_basic(idx: Any) -> bool:
+    """Slices, ints, None and Ellipsis only: each element is picked at most once."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    return all(isinstance(i, slice | int | np.integer) or i is None or i is Ellipsis for i in parts)
+
+
+def getitem(x: Tensor, idx: Any) -> Tensor:
+    idx = _plain_index(idx)
+    xd = x.data
+    try:
+        y = xd[idx]
+    except IndexError as e:
+        raise IndexError(f"getitem: index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
+    basic = _is_basic(idx)
+
+    def vjp(g):  # δx = δy scattered back; repeated integer indices accumulate
+        dx = np.zeros_like(xd)
+        if basic:
+            dx[idx] = g
+        else:
+            np.add.at(dx, idx, g)
+        return (dx,)
+
+    return _make(np.asarray(y), "getitem", (x,), vjp)
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(_lift(t) for t in tensors)
+    if not tensors:
+        raise ValueError("concat: needs at least one tensor")
+    try:
+        y = np.concatenate([t.data for t in tensors], axis=axis)
+    except (ValueError, np.exceptions.AxisError) as e:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        raise ValueError(f"concat along axis {axis}: shapes {shapes} do not fit ({e})") from None
+    cuts = np.cumsum([t.shape[axis] for t in tensors])[:-1]
+    return _make(y, "concat", tensors, lambda g: tuple(np.split(g, cuts, axis=axis)))  # δx_i = slice i of δy
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(_lift(t) for t in tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    try:
+        y = np.stack([t.data for t in tensors], axis=axis)
+    except ValueError:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        raise ValueError(f"stack: all tensors must have the same shape, got {shapes}") from None
+    n = len(tensors)  # δx_i = δy[i] along the stacked axis (views, no copies)
+    return _make(y, "stack", tensors, lambda g: tuple(np.take(g, i, axis=axis) for i in range(n)))
+
+
+def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
+    """Pieces of x along ``axis``: ``sections`` equal pieces, or cut at the given indices.
+
+    One node with several outputs: its VJP concatenates the pieces' gradients
+    (zeros for pieces that got none) in one pass.
+    """
+    try:
+        pieces = np.split(x.data, sections, axis=axis)
+    except (ValueError, np.exceptions.AxisError) as e:
+        raise ValueError(f"split: cannot split shape {x.shape} into {sections} along axis {axis} ({e})") from None
+    dtype = x.dtype
+
+    def vjp(gs):
+        return (np.concatenate([np.zeros(p.shape, dtype) if g is None else g for g, p in zip(gs, pieces)], axis=axis),)
+
+    return _make_many(pieces, "split", (x,), vjp)
+
+
+def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
+    """x[0], x[1], … along ``axis`` as separate tensors (one node; δx = stack of the δ's).
+
+    The RNN layers use this to take the per-step slices of the input projection:
+    T getitems would each scatter into a full-size zero gradient, O(T²) work.
+    """
+    xd = x.data
+    if xd.ndim == 0:
+        raise ValueError("unbind: needs a tensor with at least one dimension")
+    axis = axis % xd.ndim
+    outs = [np.take(xd, i, axis=axis) for i in range(xd.shape[axis])]
+    dtype = xd.dtype
+
+    def vjp(gs):
+        # one (T, …) buffer: each step's gradient written once
+        dx = np.empty(xd.shape, dtype)
+        for i, g in enumerate(gs):
+            dx[(slice(None),) * axis + (i,)] = 0 if g is None else g
+        return (dx,)
+
+    return _make_many(outs, "unbind", (x,), vjp)
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    c = np.asarray(_plain_index(cond), dtype=bool)
+    a, b = _lift2(a, b)
+    try:
+        y = np.where(c, a.data, b.data)
+    except ValueError:
+        raise ValueError(f"where: shapes cond {c.shape}, a {a.shape}, b {b.shape} do not broadcast") from None
+    sa, sb = a.shape, b.shape  # δa = δy where cond, δb = δy elsewhere
+    return _make(
+        y,
+        "where",
+        (a, b),
+        lambda g: (unbroadcast(np.where(c, g, 0), sa), unbroadcast(np.where(c, 0, g), sb)),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Softmax family (stable: shift by the max before exponentiating)
+# ---------------------------------------------------------------------------
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    _check_float("softmax", x)
+    e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    y = e / e.sum(axis=axis, keepdims=True)
+    # δx = y ⊙ (δy − Σ_j δy_j y_j)
+    return _make(y, "softmax", (x,), lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)),))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    _check_float("log_softmax", x)
+    s = x.data - x.data.max(axis=axis, keepdims=True)
+    y = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))  # log-sum-exp, never overflows
+    # δx = δy − softmax(x) Σ_j δy_j
+    return _make(y, "log_softmax", (x,), lambda g: (g - np.exp(y) * g.sum(axis=axis, keepdims=True),))
+
+
+def embedding(weight: Tensor, indices: Any) -> Tensor:
+    """Rows of ``weight`` picked by integer ``indices`` (any shape): out[...] = W[idx[...]]."""
+    idx = np.asarray(_plain_index(indices))
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError(f"embedding: indices must lie in [0, {n}), got range [{idx.min()}, {idx.max()}]")
+    wshape = weight.shape
+
+    def vjp(g):  # δW[k] = Σ of δout over the positions that picked row k
+        dw = np.zeros(wshape, g.dtype)
+        np.add.at(dw, idx.ravel(), g.reshape(-1, *wshape[1:]))
+        return (dw,)
+
+    return _make(weight.data[idx], "embedding", (weight,), vjp)
+
+
+# ---------------------------------------------------------------------------
+# Tensor methods and operators (Python scalars and numpy arrays on either side)
+# ---------------------------------------------------------------------------
+def _install_methods() -> None:
+    T = Tensor
+    T.__add__ = add
+    T.__radd__ = lambda self, other: add(other, self)
+    T.__sub__ = sub
+    T.__rsub__ = lambda self, other: sub(other, self)
+    T.__mul__ = mul
+    T.__rmul__ = lambda self, other: mul(other, self)
+    T.__truediv__ = div
+    T.__rtruediv__ = lambda self, other: div(other, self)
+    T.__pow__ = pow
+    T.__rpow__ = lambda self, other: pow(other, self)
+    T.__matmul__ = matmul
+    T.__rmatmul__ = lambda self, other: matmul(other, self)
+    T.__neg__ = neg
+    T.__getitem__ = getitem
+    # comparisons give constant boolean tensors (masks for where); == stays identity
+    T.__lt__ = lambda self, other: Tensor(self.data < _lift(other, self).data)
+    T.__le__ = lambda self, other: Tensor(self.data <= _lift(other, self).data)
+    T.__gt__ = lambda self, other: Tensor(self.data > _lift(other, self).data)
+    T.__ge__ = lambda self, other: Tensor(self.data >= _lift(other, self).data)
+    for f in (exp, log, tanh, sigmoid, relu, sqrt, abs, sum, mean, max, reshape, transpose, clip, softmax, log_softmax):
+        setattr(T, f.__name__, f)
+    T.T = property(lambda self: transpose(self))
+
+
+_install_methods()

@@ -1,0 +1,60 @@
+"""Parameters on disk: .npz archives, written atomically, read without unpickling."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["save", "load", "atomic_write"]
+
+
+def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
+    """Call ``write(file)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    A crash halfway leaves the old file intact, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Save a Module's parameters (or a {name: array} dict) to an .npz file, atomically."""
+    state = obj.state_dict() if hasattr(obj, "state_dict") else obj
+    arrays = {}
+    for k, v in state.items():
+        a = np.asarray(getattr(v, "data", v))
+        if a.dtype == object:
+            raise TypeError(f"save: entry {k!r} is not a numeric array (dtype object)")
+        arrays[str(k)] = a
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read an .npz written by ``save``; never unpickles. Raises a clear error for
+    a missing, truncated or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load: no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("not an archive")
+            return {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ValueError(f"load: {path} is not a minigrad .npz parameter file (or it is truncated): {e}") from None
