@@ -27,8 +27,7 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
         logits, y = logits.reshape(1, -1), y.reshape(1)
     if logits.ndim != 2 or y.shape != (logits.shape[0],):
         raise ValueError(
-            f"cross_entropy: expected logits (N, C) and targets (N,), got logits {logits.shape} "
-            f"and targets {y.shape}"
+            f"cross_entropy: expected logits (N, C) and targets (N,), got logits {logits.shape} and targets {y.shape}"
         )
     n, c = logits.shape
     if y.size and (y.min() < 0 or y.max() >= c):

@@ -128,6 +128,7 @@ class Module:
             raise KeyError(f"load_state_dict into {type(self).__name__} failed: " + "; ".join(problems))
         for k, v in arrays.items():
             own[k].data[...] = v  # in place: optimizers holding the parameter see the new values
+            own[k].mark_modified()
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}({self.extra_repr()}"]
@@ -175,16 +176,19 @@ class init:  # noqa: N801 (a namespace, spelled like torch.nn.init)
     @staticmethod
     def uniform_(p: Tensor, low: float, high: float, rng: Any = None) -> Tensor:
         p.data[...] = init._rng(rng).uniform(low, high, p.shape)
+        p.mark_modified()
         return p
 
     @staticmethod
     def normal_(p: Tensor, mean: float = 0.0, std: float = 1.0, rng: Any = None) -> Tensor:
         p.data[...] = init._rng(rng).normal(mean, std, p.shape)
+        p.mark_modified()
         return p
 
     @staticmethod
     def zeros_(p: Tensor) -> Tensor:
         p.data[...] = 0
+        p.mark_modified()
         return p
 
     @staticmethod
@@ -206,6 +210,7 @@ class init:  # noqa: N801 (a namespace, spelled like torch.nn.init)
         if rows < cols:
             q = q.T
         p.data[...] = gain * q.reshape(p.shape)
+        p.mark_modified()
         return p
 
 
@@ -215,7 +220,9 @@ class init:  # noqa: N801 (a namespace, spelled like torch.nn.init)
 class Linear(Module):
     """y = x Wᵀ + b, W: (out_features, in_features), init uniform ±1/√in_features (as PyTorch)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Any = None, dtype: Any = np.float64):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, rng: Any = None, dtype: Any = np.float64
+    ):
         super().__init__()
         rng = init._rng(rng)
         self.in_features, self.out_features = in_features, out_features
@@ -225,9 +232,7 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"Linear: expected input with last dimension {self.in_features}, got shape {x.shape}"
-            )
+            raise ValueError(f"Linear: expected input with last dimension {self.in_features}, got shape {x.shape}")
         y = ops.matmul(x, ops.transpose(self.weight))
         return y + self.bias if self.bias is not None else y
 

@@ -79,8 +79,7 @@ def _broadcast(op: str, f: Any, a: Tensor, b: Tensor) -> np.ndarray:
         return f(a.data, b.data)
     except ValueError:
         raise ValueError(
-            f"{op}: shapes {a.shape} and {b.shape} do not broadcast "
-            "(trailing dimensions must be equal or 1)"
+            f"{op}: shapes {a.shape} and {b.shape} do not broadcast (trailing dimensions must be equal or 1)"
         ) from None
 
 
@@ -316,7 +315,9 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     try:
         y = x.data.reshape(shape)
     except ValueError:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}") from None
+        raise ValueError(
+            f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
+        ) from None
     old = x.shape
     return _make(y, "reshape", (x,), lambda g: (g.reshape(old),))
 

@@ -58,6 +58,7 @@ class SGD(Optimizer):
                     v += g
                 g = v
             p.data -= self.lr * g
+            p.mark_modified()
 
 
 class Adam(Optimizer):
@@ -94,6 +95,7 @@ class Adam(Optimizer):
             v *= b2
             v += (1 - b2) * (g * g)
             p.data -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+            p.mark_modified()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Moments and step count as arrays (for .npz checkpoints)."""

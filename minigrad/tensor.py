@@ -40,6 +40,8 @@ __all__ = [
     "format_tape",
     "record_grad_norms",
     "GraphFreedError",
+    "AnomalyError",
+    "detect_anomaly",
 ]
 
 DEFAULT_DTYPE = np.float64
@@ -48,6 +50,10 @@ _FLOAT_DTYPES = (np.float64, np.float32, np.float16)
 
 class GraphFreedError(RuntimeError):
     """backward reached a node whose saved arrays were freed by an earlier backward."""
+
+
+class AnomalyError(FloatingPointError):
+    """Under detect_anomaly(): an op produced, or a VJP returned, NaN or Inf."""
 
 
 # ---------------------------------------------------------------------------
@@ -59,6 +65,8 @@ _scope_stack: list[str] = []
 _scope = ""  # "/".join(_scope_stack), kept ready so recording a node costs one read
 _seq = itertools.count()  # next(_seq): the node's place on the tape
 _norms_enabled = False
+_anomaly = False  # detect_anomaly(): check every op's output and every gradient for NaN/Inf
+_writes = 0  # in-place writes so far (optimizer steps, loads): see Tensor.mark_modified
 
 
 def is_grad_enabled() -> bool:
@@ -119,6 +127,28 @@ def record_grad_norms() -> Iterator[None]:
         _norms_enabled = previous
 
 
+@contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise at the first op whose output, or whose input gradient in backward,
+    holds NaN or Inf, naming the op, its scope (e.g. ``t=37``) and the shapes.
+    Costs a pass over every array: a debugging aid, off by default."""
+    global _anomaly
+    previous, _anomaly = _anomaly, True
+    try:
+        yield
+    finally:
+        _anomaly = previous
+
+
+def _check_finite(arrays: Sequence[Any], op: str, scope_name: str, inputs: tuple, what: str) -> None:
+    for a in arrays:
+        if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
+            kind = "NaN" if np.isnan(a).any() else "Inf"
+            shapes = ", ".join(str(x.shape) for x in inputs)
+            where = f" in scope {scope_name!r}" if scope_name else ""
+            raise AnomalyError(f"{what} of op {op!r}{where} contains {kind} (input shapes {shapes})")
+
+
 # ---------------------------------------------------------------------------
 # The tape record
 # ---------------------------------------------------------------------------
@@ -142,6 +172,7 @@ class Node:
         "retained",
         "shape",
         "grad_norm",
+        "born",
         "__weakref__",
     )
 
@@ -156,6 +187,7 @@ class Node:
         self.retained: list | None = None  # (output index, tensor) pairs that asked retain_grad
         self.shape = shape  # shape of (the first) output, for printing and pictures
         self.grad_norm: float | None = None
+        self.born = _writes  # in-place writes before this node; later ones invalidate saved inputs
 
     def __repr__(self) -> str:
         where = f" scope {self.scope}" if self.scope else ""
@@ -181,8 +213,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
             ) from None
     if arr.dtype.kind not in "fiub":
         raise TypeError(
-            f"cannot make a Tensor from an array of dtype {arr.dtype} "
-            "(need float, int, unsigned or bool values)"
+            f"cannot make a Tensor from an array of dtype {arr.dtype} (need float, int, unsigned or bool values)"
         )
     if dtype is None and not isinstance(data, np.ndarray | np.generic) and arr.dtype.kind == "f":
         arr = arr.astype(DEFAULT_DTYPE, copy=False)  # Python floats → float64, the default
@@ -198,7 +229,7 @@ class Tensor:
     needs a gradient.
     """
 
-    __slots__ = ("data", "requires_grad", "_grad", "_node", "_index", "name", "_cut_from", "__weakref__")
+    __slots__ = ("data", "requires_grad", "_grad", "_node", "_index", "name", "_cut_from", "_written", "__weakref__")
     __array_priority__ = 1000  # numpy defers `ndarray @ Tensor` etc. to our reflected ops
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None):
@@ -215,6 +246,7 @@ class Tensor:
         self._index = 0  # which output of its node this tensor is
         self.name = name
         self._cut_from: weakref.ref | None = None  # set by detach(), for pictures
+        self._written = 0  # value of the write counter at this tensor's last in-place write
 
     # -- construction from an op (the only place nodes are made) ------------
     @staticmethod
@@ -228,6 +260,9 @@ class Tensor:
         out._index = 0
         out.name = None
         out._cut_from = None
+        out._written = 0
+        if _anomaly:
+            _check_finite((data,), op, _scope, inputs, "output")
         if _grad_enabled and any(x.requires_grad for x in inputs):
             out.requires_grad = True
             out._node = Node(op, inputs, vjp, 1, data.shape)
@@ -240,12 +275,14 @@ class Tensor:
     def _make_many(datas: Sequence[np.ndarray], op: str, inputs: tuple, vjp: Callable) -> tuple[Tensor, ...]:
         """Like ``_make`` for an op with several outputs (split, unbind): one node,
         whose vjp receives a list of output gradients (None where none arrived)."""
+        if _anomaly:
+            _check_finite(datas, op, _scope, inputs, "output")
         needs = _grad_enabled and any(x.requires_grad for x in inputs)
         node = Node(op, inputs, vjp, len(datas), datas[0].shape if datas else ()) if needs else None
         outs = []
         for i, d in enumerate(datas):
             t = Tensor.__new__(Tensor)
-            t.data, t._grad, t._index, t.name, t._cut_from = d, None, i, None, None
+            t.data, t._grad, t._index, t.name, t._cut_from, t._written = d, None, i, None, None, 0
             t.requires_grad, t._node = needs, node
             outs.append(t)
         return tuple(outs)
@@ -348,6 +385,17 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
+    def mark_modified(self) -> None:
+        """Record an in-place write to ``data`` (optimizers and loaders call this).
+
+        A backward that later reaches a node which saved this tensor before the
+        write raises instead of returning a silently wrong gradient. (Writes
+        straight into ``.data[...]`` by hand are not seen: call this after them.)
+        """
+        global _writes
+        _writes += 1
+        self._written = _writes
+
     def detach(self) -> Tensor:
         """The same data with no history: no gradient flows back through it.
 
@@ -355,7 +403,7 @@ class Tensor:
         graph can draw the cut as a dashed edge without keeping the old graph alive.
         """
         out = Tensor.__new__(Tensor)
-        out.data, out._grad, out._index, out.name = self.data, None, 0, self.name
+        out.data, out._grad, out._index, out.name, out._written = self.data, None, 0, self.name, 0
         out.requires_grad, out._node = False, None
         out._cut_from = weakref.ref(self) if self.requires_grad else None
         return out
@@ -424,6 +472,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                     "Otherwise pass retain_graph=True to the first backward (it keeps every saved "
                     "array of the graph alive, so memory grows with each step)."
                 )
+            if node.born != _writes:  # something was written in place since this node was made
+                _check_unmodified(node)
             if node.retained is not None:
                 for i, t in node.retained:
                     if gs[i] is not None:
@@ -433,6 +483,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             if not retain_graph:
                 node.vjp = None  # drop the closure: frees the arrays it saved
             in_grads = vjp(gs[0]) if node.n_out == 1 else vjp(gs)
+            if _anomaly:
+                _check_finite(in_grads, node.op, node.scope, node.inputs, "gradient returned by the backward")
 
             for x, gx in zip(node.inputs, in_grads):
                 if gx is None or not x.requires_grad:
@@ -453,6 +505,17 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         # on an error mid-walk, unschedule what is left so the next backward starts clean
         for _, left in heap:
             left.pending = None
+
+
+def _check_unmodified(node: Node) -> None:
+    for x in node.inputs:
+        if x._written > node.born:
+            what = f"{x.name!r}" if x.name else f"a tensor of shape {x.shape}"
+            raise RuntimeError(
+                f"{what}, an input of {_describe(node)}, was modified in place (e.g. by an "
+                "optimizer step) after the op used it, so its saved value is stale. Call "
+                "backward before updating parameters, or recompute the forward pass."
+            )
 
 
 def _accumulate_leaf(x: Tensor, g: np.ndarray) -> None:
