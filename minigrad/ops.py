@@ -19,6 +19,7 @@ evenly between ties.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -256,12 +257,13 @@ def _axes(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ..
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    n = builtins.max(ndim, 1)  # builtins.max: this module's max is the op; a 0-d tensor accepts axis 0 or -1
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -n <= a < n:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % max(ndim, 1))
-    return tuple(out)
+        out.append(a % n)
+    return tuple(out) if ndim else ()
 
 
 def _expand(g: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
@@ -327,8 +329,9 @@ def transpose(x: Tensor, *axes: int) -> Tensor:
         axes = tuple(axes[0])
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
-    if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+    if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    axes = tuple(a % x.ndim for a in axes)  # negative axes: the inverse permutation needs them normalised
     inverse = tuple(np.argsort(axes))  # δx = δyᵀ with the inverse permutation
     return _make(x.data.transpose(axes), "transpose", (x,), lambda g: (g.transpose(inverse),))
 
