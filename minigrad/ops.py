@@ -263,6 +263,8 @@ def _axes(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ..
         if not -n <= a < n:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         out.append(a % n)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis} names the same axis twice")
     return tuple(out) if ndim else ()
 
 
@@ -303,7 +305,8 @@ def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
 
     def vjp(g):  # δx = δy at the arg-max (split evenly between ties)
         hit = xd == y
-        return (hit * (_expand(g, xd.shape, axes, keepdims) / hit.sum(axis=axes, keepdims=True)),)
+        ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)  # in g's dtype: an int count would make float32 → float64
+        return (hit * (_expand(g, xd.shape, axes, keepdims) / ties),)
 
     return _make(y if keepdims else np.squeeze(y, axis=axes), "max", (x,), vjp)
 
@@ -393,8 +396,8 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     except ValueError:
         shapes = ", ".join(str(t.shape) for t in tensors)
         raise ValueError(f"stack: all tensors must have the same shape, got {shapes}") from None
-    n = len(tensors)  # δx_i = δy[i] along the stacked axis (views, no copies)
-    return _make(y, "stack", tensors, lambda g: tuple(np.take(g, i, axis=axis) for i in range(n)))
+    # δx_i = δy[i] along the stacked axis (views into δy, no copies)
+    return _make(y, "stack", tensors, lambda g: tuple(np.moveaxis(g, axis, 0)))
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
@@ -424,15 +427,18 @@ def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
     xd = x.data
     if xd.ndim == 0:
         raise ValueError("unbind: needs a tensor with at least one dimension")
+    if not -xd.ndim <= axis < xd.ndim:
+        raise ValueError(f"unbind: axis {axis} is out of range for a tensor of shape {x.shape}")
     axis = axis % xd.ndim
-    outs = [np.take(xd, i, axis=axis) for i in range(xd.shape[axis])]
+    outs = list(np.moveaxis(xd, axis, 0))  # views into x, no copies
     dtype = xd.dtype
 
     def vjp(gs):
         # one (T, …) buffer: each step's gradient written once
         dx = np.empty(xd.shape, dtype)
+        rows = np.moveaxis(dx, axis, 0)
         for i, g in enumerate(gs):
-            dx[(slice(None),) * axis + (i,)] = 0 if g is None else g
+            rows[i] = 0 if g is None else g
         return (dx,)
 
     return _make_many(outs, "unbind", (x,), vjp)

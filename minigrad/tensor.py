@@ -173,6 +173,7 @@ class Node:
         "shape",
         "grad_norm",
         "born",
+        "owned",
         "__weakref__",
     )
 
@@ -184,6 +185,7 @@ class Node:
         self.scope = _scope
         self.n_out = n_out
         self.pending: list | None = None  # output gradients gathered during backward
+        self.owned = 0  # bit i set: pending[i] is a buffer backward allocated (safe to add into)
         self.retained: list | None = None  # (output index, tensor) pairs that asked retain_grad
         self.shape = shape  # shape of (the first) output, for printing and pictures
         self.grad_norm: float | None = None
@@ -263,12 +265,14 @@ class Tensor:
         out._written = 0
         if _anomaly:
             _check_finite((data,), op, _scope, inputs, "output")
-        if _grad_enabled and any(x.requires_grad for x in inputs):
-            out.requires_grad = True
-            out._node = Node(op, inputs, vjp, 1, data.shape)
-        else:
-            out.requires_grad = False
-            out._node = None
+        if _grad_enabled:
+            for x in inputs:  # a plain loop: cheaper than any(<generator>) on the hot path
+                if x.requires_grad:
+                    out.requires_grad = True
+                    out._node = Node(op, inputs, vjp, 1, data.shape)
+                    return out
+        out.requires_grad = False
+        out._node = None
         return out
 
     @staticmethod
@@ -462,7 +466,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     try:
         while heap:
             node = pop(heap)[1]
-            gs, node.pending = node.pending, None
+            gs, node.pending, node.owned = node.pending, None, 0
             vjp = node.vjp
             if vjp is None:
                 raise GraphFreedError(
@@ -498,13 +502,18 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                     pending = child.pending = [None] * child.n_out
                     push(heap, (-child.seq, child))
                 i = x._index
-                # a + b, never a += b: the first gradient may be an array other
-                # nodes also hold (add hands the same g to both inputs)
-                pending[i] = gx if pending[i] is None else pending[i] + gx
+                acc = pending[i]
+                if acc is None:
+                    pending[i] = gx  # not ours: other nodes may hold the same array (add passes g on)
+                elif child.owned >> i & 1:
+                    acc += gx  # a buffer we made below: accumulate in place, no new array
+                else:
+                    pending[i] = acc + gx  # a fresh buffer, ours from now on
+                    child.owned |= 1 << i
     finally:
         # on an error mid-walk, unschedule what is left so the next backward starts clean
         for _, left in heap:
-            left.pending = None
+            left.pending, left.owned = None, 0
 
 
 def _check_unmodified(node: Node) -> None:
