@@ -1,0 +1,369 @@
+"""Multi-step recurrent layers RNN, GRU, LSTM: a Python loop over time on minigrad ops.
+
+The layers follow torch.nn.RNN/GRU/LSTM: input (T, B, I), (B, T, I) with ``batch_first``, or
+unbatched (T, I); ``num_layers`` stacked layers, each optionally ``bidirectional``; parameters
+``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (+ ``_reverse``), so a
+PyTorch state_dict (as numpy arrays) loads unchanged, and back.
+
+Backpropagation through time needs no code here: the loop records the unrolled graph and
+``backward`` walks it. What the loop does per layer and direction:
+
+    xw = x W_ihᵀ + b            ONE matmul for all T steps (in scope "l0"), split per step by unbind
+    W_hhᵀ                       transposed once
+    for t = 1..T:               scope "l0/t=1", …, "l0/t=T"
+        h_t = step(xw_t, h_{t-1})         only the recurrent product and the gate math
+        out_t = h_t
+        h_{t} → carried state   (detached at truncation points: see truncation.py)
+    out = stack(out_1..out_T)   ONE node
+
+The reverse direction (scope "l0_reverse") runs the same loop over reversed time; its step
+scopes and truncation count its own processing order (its "t=1" reads x_T).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import minigrad as mg
+from minigrad.nn import Module, Parameter, init
+from minigrad.tensor import Tensor
+
+from .cells import NONLINEARITIES, _as_input, _float_dtype, _positive_int, gru_biases, gru_step, lstm_step, rnn_step
+from .truncation import TruncationPolicy, as_truncation
+
+__all__ = ["RNN", "GRU", "LSTM", "StepStates"]
+
+
+@dataclass
+class StepStates:
+    """The per-step state tensors of the last forward, for δh_t = dL/dh_t.
+
+    h["l0"], h["l0_reverse"], …: lists of the T state tensors h_t (B, H) in the input's time
+    order (h["l0_reverse"][t] is what out[t, :, H:] holds); c likewise for the LSTM (else None).
+    These are the carried states before any truncation cut, the same tensors as in ``out``.
+    Unbatched input gives B = 1.
+
+        out, h_n, states = rnn(x, return_states=True)
+        states.retain_grad(); loss.backward(); states.grads()["l0"]   # (T, B, H) array of δh_t
+    """
+
+    h: dict[str, list[Tensor]]
+    c: dict[str, list[Tensor]] | None = None
+
+    def retain_grad(self) -> StepStates:
+        """Ask backward to keep dL/dh_t (and dL/dc_t) of every step."""
+        for group in (self.h, self.c or {}):
+            for states in group.values():
+                for s in states:
+                    if s.requires_grad:
+                        s.retain_grad()
+        return self
+
+    def grads(self, which: str = "h") -> dict[str, np.ndarray]:
+        """{"l0": (T, B, H) array of δh_t, …} after backward (zeros where none arrived)."""
+        group = self.h if which == "h" else self.c
+        if group is None:
+            raise ValueError("StepStates.grads('c'): only the LSTM has cell states")
+        return {
+            k: np.stack([np.zeros_like(s.data) if s._grad is None else s._grad for s in v]) for k, v in group.items()
+        }
+
+
+class _RecurrentLayers(Module):
+    """What RNN, GRU and LSTM share: parameters, input checks, the loop over layers and directions."""
+
+    gates = 1
+    has_cell = False
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        self.input_size = _positive_int(name, "input_size", input_size)
+        self.hidden_size = _positive_int(name, "hidden_size", hidden_size)
+        self.num_layers = _positive_int(name, "num_layers", num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.dtype = _float_dtype(name, dtype)
+        rng = init._rng(rng)
+        G, H, D = self.gates, self.hidden_size, self.num_directions
+        k = 1.0 / np.sqrt(H)  # PyTorch's default: every parameter uniform in ±1/√H
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else D * H
+            for d in range(D):
+                tag = self._tag(layer, d)
+                shapes = {"weight_ih": (G * H, in_size), "weight_hh": (G * H, H)}
+                if self.bias:
+                    shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+                for pname, shape in shapes.items():  # PyTorch's parameter order
+                    setattr(self, f"{pname}_{tag}", Parameter(rng.uniform(-k, k, shape).astype(self.dtype)))
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @staticmethod
+    def _tag(layer: int, direction: int) -> str:
+        return f"l{layer}_reverse" if direction else f"l{layer}"
+
+    def _weights(self, tag: str) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        if self.bias:
+            return (
+                getattr(self, f"weight_ih_{tag}"),
+                getattr(self, f"weight_hh_{tag}"),
+                getattr(self, f"bias_ih_{tag}"),
+                getattr(self, f"bias_hh_{tag}"),
+            )
+        return getattr(self, f"weight_ih_{tag}"), getattr(self, f"weight_hh_{tag}"), None, None
+
+    # -- checks -------------------------------------------------------------
+    def _check_input(self, x: Any) -> tuple[Tensor, bool]:
+        """x as a time-major (T, B, I) Tensor, and whether it was batched."""
+        name, I = type(self).__name__, self.input_size
+        x = _as_input(name, "input", x, self.dtype)
+        layout = "(B, T, {I})" if self.batch_first else "(T, B, {I})"
+        if x.ndim not in (2, 3) or x.shape[-1] != I or 0 in x.shape:
+            raise ValueError(
+                f"{name}: expected input of shape {layout.format(I=I)} (or (T, {I}) unbatched), got {x.shape}"
+            )
+        if x.ndim == 2:
+            return x.reshape(x.shape[0], 1, I), False
+        return (mg.transpose(x, 1, 0, 2) if self.batch_first else x), True
+
+    def _check_state(self, s: Any, B: int, batched: bool, what: str) -> Tensor | None:
+        """An initial state (L*D, B, H) (or (L*D, H) unbatched) as (L*D, B, H), or None."""
+        if s is None:
+            return None
+        name, LD, H = type(self).__name__, self.num_layers * self.num_directions, self.hidden_size
+        s = _as_input(name, what, s, self.dtype)
+        want = (LD, B, H) if batched else (LD, H)
+        if s.shape != want:
+            kind = f"input with batch size {B}" if batched else "unbatched input"
+            raise ValueError(
+                f"{name}: expected {what} of shape {want} (num_layers*num_directions, "
+                f"{'B, ' if batched else ''}hidden_size) for {kind}, got {s.shape}"
+            )
+        return s if batched else s.reshape(LD, 1, H)
+
+    # -- forward --------------------------------------------------------------
+    def _run(
+        self, x: Any, h0: Any, c0: Any, truncate: int | TruncationPolicy | None
+    ) -> tuple[Tensor, Tensor, Tensor | None, StepStates, bool]:
+        x, batched = self._check_input(x)
+        T, B, _ = x.shape
+        h0 = self._check_state(h0, B, batched, "h0")
+        c0 = self._check_state(c0, B, batched, "c0") if self.has_cell else None
+        policy = as_truncation(truncate)
+        D, H = self.num_directions, self.hidden_size
+        zeros = Tensor(np.zeros((B, H), self.dtype))
+        h0s = [zeros] * (self.num_layers * D) if h0 is None else mg.unbind(h0)  # one node for all (layer, dir)
+        c0s = None
+        if self.has_cell:
+            c0s = [zeros] * (self.num_layers * D) if c0 is None else mg.unbind(c0)
+
+        states = StepStates({}, {} if self.has_cell else None)
+        h_n, c_n, inp = [], [], x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                tag, j = self._tag(layer, d), layer * D + d
+                with mg.scope(tag):
+                    init_state = h0s[j] if c0s is None else (h0s[j], c0s[j])
+                    hs, cs, last = self._direction(inp, self._weights(tag), init_state, policy, reverse=d == 1)
+                states.h[tag] = hs
+                if cs is not None:
+                    states.c[tag] = cs
+                outs.append(mg.stack(hs))  # (T, B, H): ONE node gathers the outputs
+                if self.has_cell:
+                    h_n.append(last[0])
+                    c_n.append(last[1])
+                else:
+                    h_n.append(last)
+            inp = outs[0] if D == 1 else mg.concat(outs, axis=-1)  # (T, B, D*H): next layer's input
+        out = inp
+        h_n = mg.stack(h_n)  # (L*D, B, H)
+        c_n = mg.stack(c_n) if self.has_cell else None
+        if not batched:
+            out = out.reshape(T, D * H)
+            h_n = h_n.reshape(-1, H)
+            c_n = c_n.reshape(-1, H) if c_n is not None else None
+        elif self.batch_first:
+            out = mg.transpose(out, 1, 0, 2)
+        return out, h_n, c_n, states, batched
+
+    @staticmethod
+    def _projection(x: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
+        """W_ih x_t + b for all steps at once: one (T*B, I) @ (I, G*H) matmul → (T, B, G*H)."""
+        T, B, I = x.shape
+        xw = x.reshape(T * B, I) @ W_ih.T
+        if b is not None:
+            xw = xw + b
+        return xw.reshape(T, B, W_ih.shape[0])
+
+    def _direction(self, x, weights, state, policy, reverse):  # pragma: no cover - per subclass
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.dtype != np.float64:
+            s += f", dtype={self.dtype}"
+        return s
+
+
+def _steps(reverse: bool, *seqs: tuple) -> tuple:
+    """The per-step inputs in processing order (reversed time for the reverse direction)."""
+    return tuple(s[::-1] for s in seqs) if reverse else seqs
+
+
+class RNN(_RecurrentLayers):
+    """Elman RNN layers: h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), φ = tanh, relu or identity.
+
+    ``rnn(x, h0=None, truncate=None, return_states=False)`` → (out, h_n): out (T, B, D*H)
+    (batch_first: (B, T, D*H); unbatched: (T, D*H)), h_n (L*D, B, H) (unbatched: (L*D, H)).
+    ``truncate``: None (full BPTT), k (detach every k steps) or a policy (RandomTruncation).
+    ``return_states=True`` adds a third result, the per-step states (StepStates) for δh_t.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ):
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"RNN: nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, rng, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(
+        self, x: Any, h0: Any = None, truncate: int | TruncationPolicy | None = None, return_states: bool = False
+    ) -> tuple:
+        out, h_n, _, states, _ = self._run(x, h0, None, truncate)
+        return (out, h_n, states) if return_states else (out, h_n)
+
+    def _direction(self, x, weights, h, policy, reverse):
+        W_ih, W_hh, b_ih, b_hh = weights
+        xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))  # b = b_ih + b_hh
+        W_hhT, phi = W_hh.T, NONLINEARITIES[self.nonlinearity]
+        (xws,) = _steps(reverse, xws)
+        hs, T = [], len(xws)
+        for t, xw in enumerate(xws, start=1):
+            with mg.scope(f"t={t}"):
+                h = rnn_step(xw, h, W_hhT, phi)  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
+            hs.append(h)  # the output keeps h_t itself (δh_t can be retained on it)
+            if policy is not None and t < T:
+                h = policy.carry(t, h)  # detached (or rescaled) copy carried into step t+1
+        last = hs[-1]
+        return (hs[::-1] if reverse else hs), None, last
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + (f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else "")
+
+
+class GRU(_RecurrentLayers):
+    """GRU layers (gates r, z, n; PyTorch's equations):
+
+    r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr),  z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+    n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn)),  h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}
+
+    Call and results as ``RNN``.
+    """
+
+    gates = 3
+
+    def forward(
+        self, x: Any, h0: Any = None, truncate: int | TruncationPolicy | None = None, return_states: bool = False
+    ) -> tuple:
+        out, h_n, _, states, _ = self._run(x, h0, None, truncate)
+        return (out, h_n, states) if return_states else (out, h_n)
+
+    def _direction(self, x, weights, h, policy, reverse):
+        W_ih, W_hh, b_ih, b_hh = weights
+        H = self.hidden_size
+        fold, b_hn = gru_biases(b_ih, b_hh, H)  # b_hr, b_hz fold into the projection; b_hn cannot
+        xrz, xn = mg.split(self._projection(x, W_ih, fold), [2 * H], axis=-1)  # (T, B, 2H), (T, B, H)
+        xrzs, xns = _steps(reverse, mg.unbind(xrz), mg.unbind(xn))
+        W_hhT = W_hh.T
+        hs, T = [], len(xns)
+        for t, (xrz_t, xn_t) in enumerate(zip(xrzs, xns), start=1):
+            with mg.scope(f"t={t}"):
+                h = gru_step(xrz_t, xn_t, h, W_hhT, b_hn)  # h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+            hs.append(h)
+            if policy is not None and t < T:
+                h = policy.carry(t, h)
+        last = hs[-1]
+        return (hs[::-1] if reverse else hs), None, last
+
+
+class LSTM(_RecurrentLayers):
+    """LSTM layers (gates i, f, g, o; PyTorch's equations):
+
+    i_t, f_t, o_t = σ(·), g_t = tanh(·) of W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t,   h_t = o_t ⊙ tanh(c_t)
+
+    ``lstm(x, h0=None, truncate=None, return_states=False)`` with h0 = (h_0, c_0) or None;
+    returns (out, (h_n, c_n)) (and StepStates with h and c). Truncation cuts h and c together.
+    """
+
+    gates = 4
+    has_cell = True
+
+    def forward(
+        self, x: Any, h0: Any = None, truncate: int | TruncationPolicy | None = None, return_states: bool = False
+    ) -> tuple:
+        h, c = None, None
+        if h0 is not None:
+            if not (isinstance(h0, tuple | list) and len(h0) == 2):
+                raise TypeError(f"LSTM: h0 must be a tuple (h_0, c_0) or None, got {type(h0).__name__}")
+            h, c = h0
+            if (h is None) != (c is None):
+                raise ValueError("LSTM: give both h_0 and c_0 (or h0=None for zeros)")
+        out, h_n, c_n, states, _ = self._run(x, h, c, truncate)
+        return (out, (h_n, c_n), states) if return_states else (out, (h_n, c_n))
+
+    def _direction(self, x, weights, state, policy, reverse):
+        W_ih, W_hh, b_ih, b_hh = weights
+        xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))
+        (xws,) = _steps(reverse, xws)
+        W_hhT = W_hh.T
+        h, c = state
+        hs, cs, T = [], [], len(xws)
+        for t, xw in enumerate(xws, start=1):
+            with mg.scope(f"t={t}"):
+                h, c = lstm_step(xw, h, c, W_hhT)  # c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
+            hs.append(h)
+            cs.append(c)
+            if policy is not None and t < T:
+                h, c = policy.carry(t, (h, c))  # h and c are cut together
+        last = (hs[-1], cs[-1])
+        if reverse:
+            hs, cs = hs[::-1], cs[::-1]
+        return hs, cs, last
