@@ -508,7 +508,9 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 elif child.owned >> i & 1:
                     acc += gx  # a buffer we made below: accumulate in place, no new array
                 else:
-                    pending[i] = acc + gx  # a fresh buffer, ours from now on
+                    acc = acc + gx  # a fresh buffer, ours from now on
+                    # (0-d + 0-d gives a numpy scalar, which `acc += gx` above would not update in place)
+                    pending[i] = acc if acc.ndim else np.asarray(acc)
                     child.owned |= 1 << i
     finally:
         # on an error mid-walk, unschedule what is left so the next backward starts clean
