@@ -1,0 +1,907 @@
+"""Every public op, swept in the spirit of PyTorch's OpInfo.
+
+``SWEEP`` maps each public op name to a generator of sample cases: shapes that
+broadcast, size-1 and 0-d tensors, integer-array indices, large logits. Each
+case is checked
+
+* in float64 against central finite differences (``mg.gradcheck``) and, where
+  it has one, against a numpy reference for the forward value;
+* in float32: the forward result and every gradient (of the leaves and of the
+  op's own inputs) stay float32, and the float32 gradient agrees with the
+  float64 one to a loose tolerance.
+
+Hypothesis property tests then draw random shapes for the op families, and a
+few tests pin down the documented behaviour at extreme values and at the points
+where an op is not differentiable.
+
+A test fails when an op is exported (``minigrad.ops.__all__``,
+``minigrad.functional.__all__`` or ``import minigrad``) without an entry here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import functional, ops
+from minigrad.gradcheck import numerical_grad
+from minigrad.nn import Embedding, Linear
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+# ---------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One sample: ``fn(*tensors)`` with tensors made from ``arrays`` (all differentiable)."""
+
+    desc: str
+    fn: Callable[..., mg.Tensor]
+    arrays: tuple[np.ndarray, ...]
+    ref: Callable[..., np.ndarray] | None = None  # numpy forward on the same arrays
+    grad_factor: float = 1.0  # backward = grad_factor × the true derivative (scale_grad only)
+
+
+def case(desc, fn, *arrays, ref=None, grad_factor=1.0) -> Case:
+    return Case(desc, fn, tuple(np.asarray(a, dtype=np.float64) for a in arrays), ref, grad_factor)
+
+
+# value generators (float64; the float32 sweep casts)
+def normal(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def positive(rng, shape):  # domain of log, sqrt, pow's base
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def away_from_zero(rng, shape):  # relu, abs, divisors: no kink or pole within reach of ε
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.2, 2.0, shape)
+
+
+def distinct(rng, shape):  # max: no ties (ties are tested on their own below)
+    n = int(np.prod(shape, dtype=int))
+    return (rng.permutation(n) + rng.uniform(0.1, 0.9, n)).reshape(shape) / max(n, 1)
+
+
+UNARY_SHAPES = [(), (1,), (4,), (2, 3), (2, 1, 3)]
+BINARY_SHAPES = [
+    ((2, 3), (2, 3)),
+    ((2, 3), (3,)),
+    ((2, 1), (1, 3)),
+    ((), (2, 3)),
+    ((2, 3), ()),
+    ((4, 1, 3), (2, 1)),
+    ((1,), ()),
+    ((2, 3), (1, 1)),
+]
+
+
+def unary(fn, ref, values=normal, extra=()):
+    def cases(rng):
+        return [case(f"shape {s}", fn, values(rng, s), ref=ref) for s in UNARY_SHAPES] + [e(rng) for e in extra]
+
+    return cases
+
+
+def binary(fn, ref, left=normal, right=normal, extra=()):
+    def cases(rng):
+        out = [case(f"{sa} with {sb}", fn, left(rng, sa), right(rng, sb), ref=ref) for sa, sb in BINARY_SHAPES]
+        return out + [e(rng) for e in extra]
+
+    return cases
+
+
+def like(x: mg.Tensor, a) -> np.ndarray:
+    """A numpy constant in x's dtype (so float32 cases stay float32)."""
+    return np.asarray(a, dtype=x.dtype)
+
+
+def reductions(op, ref, values=normal):
+    def cases(rng):
+        return [
+            case("axis None", lambda x: op(x), values(rng, (2, 3, 4)), ref=lambda x: ref(x)),
+            case("axis 0", lambda x: op(x, axis=0), values(rng, (2, 3, 4)), ref=lambda x: ref(x, axis=0)),
+            case("axis -1", lambda x: op(x, -1), values(rng, (2, 3, 4)), ref=lambda x: ref(x, axis=-1)),
+            case("axes (0, 2)", lambda x: op(x, (0, 2)), values(rng, (2, 3, 4)), ref=lambda x: ref(x, axis=(0, 2))),
+            case(
+                "axis 1 keepdims",
+                lambda x: op(x, 1, keepdims=True),
+                values(rng, (2, 3, 4)),
+                ref=lambda x: ref(x, axis=1, keepdims=True),
+            ),
+            case(
+                "keepdims all", lambda x: op(x, keepdims=True), values(rng, (2, 3)), ref=lambda x: ref(x, keepdims=True)
+            ),
+            case("size-1 axis", lambda x: op(x, 1), values(rng, (3, 1)), ref=lambda x: ref(x, axis=1)),
+            case("0-d", lambda x: op(x), values(rng, ()), ref=lambda x: ref(x)),
+            case("0-d axis 0", lambda x: op(x, 0), values(rng, ()), ref=lambda x: ref(x)),
+            case(
+                "method form", lambda x: getattr(x, op.__name__)(axis=0), values(rng, (3, 2)), ref=lambda x: ref(x, 0)
+            ),
+        ]
+
+    return cases
+
+
+def np_softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def np_log_softmax(x, axis=-1):
+    s = x - x.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+def softmax_family(op, ref):
+    def cases(rng):
+        big = np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, 1000.0]])
+        return [
+            case("(3,)", op, normal(rng, (3,)), ref=ref),
+            case("(2, 3) last axis", op, normal(rng, (2, 3)), ref=ref),
+            case("(2, 3) axis 0", lambda x: op(x, axis=0), normal(rng, (2, 3)), ref=lambda x: ref(x, axis=0)),
+            case("(2, 3, 4) axis 1", lambda x: op(x, 1), normal(rng, (2, 3, 4)), ref=lambda x: ref(x, 1)),
+            case("size-1 axis", op, normal(rng, (3, 1)), ref=ref),
+            case("logits ±1000", op, big, ref=ref),
+            case("logits near 1000", op, 1000 + normal(rng, (2, 4)), ref=ref),
+            case("method form", lambda x: getattr(x, op.__name__)(), normal(rng, (2, 3)), ref=ref),
+        ]
+
+    return cases
+
+
+def np_cross_entropy(z, y):
+    return -np.mean(np_log_softmax(z)[np.arange(len(y)), y])
+
+
+def clip_cases(rng):
+    x = np.array([-1.3, -0.7, -0.2, 0.1, 0.4, 0.9, 1.6])
+    return [
+        case("lo and hi", lambda x: mg.clip(x, -0.5, 0.5), x, ref=lambda x: np.clip(x, -0.5, 0.5)),
+        case("lo only", lambda x: mg.clip(x, lo=0.0), x, ref=lambda x: np.clip(x, 0.0, None)),
+        case("hi only", lambda x: x.clip(hi=0.3), x, ref=lambda x: np.clip(x, None, 0.3)),
+        case("0-d inside", lambda x: mg.clip(x, -1, 1), np.array(0.25), ref=lambda x: np.clip(x, -1, 1)),
+        case("broadcast (2, 1, 3)", lambda x: mg.clip(x, -0.5, 0.5), normal(rng, (2, 1, 3)) * 0.2 + 0.1),
+    ]
+
+
+def pow_cases(rng):
+    base = binary(mg.pow, np.power, left=positive)(rng)  # tensor ** tensor: the base stays in log's domain
+    return base + [
+        case("x ** 2 (negative x)", lambda x: x**2, normal(rng, (2, 3)), ref=lambda x: x**2),
+        case("x ** 3", lambda x: x**3, normal(rng, (4,)), ref=lambda x: x**3),
+        case("x ** 0.5", lambda x: x**0.5, positive(rng, (3,)), ref=np.sqrt),
+        case("x ** -1", lambda x: x**-1, away_from_zero(rng, (3,)), ref=lambda x: 1 / x),
+        case("2 ** x (reflected)", lambda x: 2.0**x, normal(rng, (3,)), ref=lambda x: 2.0**x),
+        case(
+            "x ** array", lambda x: x ** like(x, [1, 2, 3]), normal(rng, (2, 3)), ref=lambda x: x ** np.array([1, 2, 3])
+        ),
+    ]
+
+
+def matmul_cases(rng):
+    shapes = [
+        ((3,), (3,)),
+        ((3,), (3, 4)),
+        ((2, 3), (3,)),
+        ((2, 3), (3, 4)),
+        ((1, 1), (1, 1)),
+        ((5, 2, 3), (3, 4)),
+        ((2, 3), (5, 3, 2)),
+        ((1, 2, 3), (4, 3, 2)),
+        ((2, 1, 2, 3), (3, 3, 2)),
+        ((3,), (2, 3, 4)),
+    ]
+    out = [case(f"{sa} @ {sb}", mg.matmul, normal(rng, sa), normal(rng, sb), ref=np.matmul) for sa, sb in shapes]
+    W = normal(rng, (3, 2))
+    return out + [
+        case("x @ ndarray", lambda x: x @ like(x, W), normal(rng, (4, 3)), ref=lambda x: x @ W),
+        case("ndarray @ x (reflected)", lambda x: like(x, W.T) @ x, normal(rng, (3, 4)), ref=lambda x: W.T @ x),
+    ]
+
+
+def getitem_cases(rng):
+    x = normal(rng, (4, 3))
+    mask = np.array([[True, False, True], [False, False, True], [True, True, False], [False, True, True]])
+    indices = [
+        ("integer", 1),
+        ("negative integer and step", (-1, slice(None, None, 2))),
+        ("slice", slice(1, 3)),
+        ("ellipsis and None", (Ellipsis, None, 0)),
+        ("integer array with repeats", np.array([0, 0, 3, 1])),
+        ("boolean mask", mask),
+        ("two integer arrays", (np.array([0, 1, 1]), np.array([2, 2, 0]))),
+        ("list index", [2, 2]),
+        ("Tensor index", mg.Tensor(np.array([3, 3]))),
+    ]
+    out = [
+        case(desc, lambda x, i=i: x[i], x, ref=lambda x, i=i: x[i.data if isinstance(i, mg.Tensor) else i])
+        for desc, i in indices
+    ]
+    return out + [
+        case("0-d with ()", lambda x: x[()], np.array(1.5), ref=lambda x: x[()]),
+        case("function form", lambda x: mg.getitem(x, (slice(None), 1)), x, ref=lambda x: x[:, 1]),
+    ]
+
+
+def split_cases(rng):
+    return [
+        case(
+            "3 equal pieces along axis 1, reordered",
+            lambda x: mg.concat(mg.split(x, 3, axis=1)[::-1], axis=1),
+            normal(rng, (4, 6)),
+            ref=lambda x: np.concatenate(np.split(x, 3, axis=1)[::-1], axis=1),
+        ),
+        case(
+            "cut at indices [1, 3], pieces weighted",
+            lambda x: sum((p * (k + 1)).sum() for k, p in enumerate(mg.split(x, [1, 3]))),
+            normal(rng, (5, 2)),
+        ),
+        case("unused pieces get zero gradient", lambda x: mg.split(x, 2, axis=-1)[1], normal(rng, (3, 4))),
+        case("size-1 pieces of a 1-D tensor", lambda x: mg.split(x, 3)[2] * mg.split(x, 3)[0], normal(rng, (3,))),
+    ]
+
+
+def unbind_cases(rng):
+    return [
+        case("axis 0, restacked reversed", lambda x: mg.stack(mg.unbind(x)[::-1]), normal(rng, (3, 2, 2))),
+        case("axis -1, two slices used", lambda x: mg.unbind(x, -1)[0] * mg.unbind(x, -1)[2], normal(rng, (2, 3))),
+        case("only one slice used", lambda x: mg.unbind(x, 1)[1], normal(rng, (2, 3, 2))),
+        case("1-D to 0-d slices", lambda x: mg.unbind(x)[0] * mg.unbind(x)[1], normal(rng, (2,))),
+    ]
+
+
+def where_cases(rng):
+    return [
+        case(
+            "same shapes",
+            lambda a, b: mg.where(like(a, [[1, 0, 1], [0, 0, 1]]) > 0, a, b),
+            normal(rng, (2, 3)),
+            normal(rng, (2, 3)),
+            ref=lambda a, b: np.where(np.array([[1, 0, 1], [0, 0, 1]]) > 0, a, b),
+        ),
+        case(
+            "cond (3,), a (2, 3), b ()",
+            lambda a, b: mg.where(np.array([True, False, True]), a, b),
+            normal(rng, (2, 3)),
+            normal(rng, ()),
+            ref=lambda a, b: np.where(np.array([True, False, True]), a, b),
+        ),
+        case(
+            "cond (2, 1), a (1, 3), b (2, 3)",
+            lambda a, b: mg.where(np.array([[True], [False]]), a, b),
+            normal(rng, (1, 3)),
+            normal(rng, (2, 3)),
+            ref=lambda a, b: np.where(np.array([[True], [False]]), a, b),
+        ),
+        case("cond from a comparison, b a scalar", lambda a: mg.where(a > 0, a, 0.0), away_from_zero(rng, (2, 4))),
+        case("Tensor cond", lambda a: mg.where(mg.Tensor(np.array([0, 1, 1])), 1.0, a), normal(rng, (3,))),
+    ]
+
+
+def embedding_cases(rng):
+    W = normal(rng, (5, 3))
+    idx = [
+        ("indices (4,) with repeats", np.array([1, 1, 4, 0])),
+        ("indices (2, 2)", np.array([[0, 2], [2, 2]])),
+        ("0-d index", np.int64(3)),
+        ("Tensor indices", mg.Tensor(np.array([4, 0, 4]))),
+    ]
+    out = [
+        case(
+            desc, lambda w, i=i: mg.embedding(w, i), W, ref=lambda w, i=i: w[i.data if isinstance(i, mg.Tensor) else i]
+        )
+        for desc, i in idx
+    ]
+    return out + [case("one-row table", lambda w: mg.embedding(w, np.array([0, 0])), normal(rng, (1, 2)))]
+
+
+def cross_entropy_cases(rng):
+    y = np.array([0, 2, 2, 1])
+    return [
+        case("(4, 3)", lambda z: mg.cross_entropy(z, y), normal(rng, (4, 3)), ref=lambda z: np_cross_entropy(z, y)),
+        case(
+            "single example (3,), 0-d target",
+            lambda z: mg.cross_entropy(z, np.int64(1)),
+            normal(rng, (3,)),
+            ref=lambda z: np_cross_entropy(z[None], np.array([1])),
+        ),
+        case("one example (1, 5)", lambda z: mg.cross_entropy(z, [4]), normal(rng, (1, 5))),
+        case(
+            "logits ±1000",
+            lambda z: mg.cross_entropy(z, np.array([1, 2])),
+            [[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, 1000.0]],
+            ref=lambda z: np_cross_entropy(z, np.array([1, 2])),
+        ),
+        case("logits near 1000", lambda z: mg.cross_entropy(z, y), 1000 + normal(rng, (4, 3))),
+        case("functional namespace", lambda z: functional.cross_entropy(z, y), normal(rng, (4, 3))),
+    ]
+
+
+def mse_cases(rng):
+    t = normal(rng, (2, 3))
+    return [
+        case(
+            "(2, 3) vs constant",
+            lambda p: mg.mse_loss(p, like(p, t)),
+            normal(rng, (2, 3)),
+            ref=lambda p: np.mean((p - t) ** 2),
+        ),
+        case(
+            "both require grad",
+            mg.mse_loss,
+            normal(rng, (3,)),
+            normal(rng, (3,)),
+            ref=lambda p, q: np.mean((p - q) ** 2),
+        ),
+        case("0-d", mg.mse_loss, normal(rng, ()), normal(rng, ()), ref=lambda p, q: (p - q) ** 2),
+        case("python scalar target on 0-d", lambda p: functional.mse_loss(p, 0.5), normal(rng, ())),
+    ]
+
+
+def concat_cases(rng):
+    return [
+        case(
+            "axis 0, different lengths",
+            lambda a, b: mg.concat([a, b]),
+            normal(rng, (2, 3)),
+            normal(rng, (1, 3)),
+            ref=lambda a, b: np.concatenate([a, b]),
+        ),
+        case(
+            "axis -1, three tensors",
+            lambda a, b, c: mg.concat([a, b, c], axis=-1),
+            normal(rng, (2, 3)),
+            normal(rng, (2, 1)),
+            normal(rng, (2, 2)),
+            ref=lambda a, b, c: np.concatenate([a, b, c], -1),
+        ),
+        case("with a numpy constant", lambda a: mg.concat([like(a, np.ones((1, 2))), a, a]), normal(rng, (2, 2))),
+        case("1-D", lambda a, b: mg.concat([a, b]), normal(rng, (1,)), normal(rng, (3,))),
+    ]
+
+
+def stack_cases(rng):
+    return [
+        case(
+            "axis 0",
+            lambda a, b: mg.stack([a, b]),
+            normal(rng, (2, 3)),
+            normal(rng, (2, 3)),
+            ref=lambda a, b: np.stack([a, b]),
+        ),
+        case(
+            "axis -1",
+            lambda a, b: mg.stack([a, b, a], axis=-1),
+            normal(rng, (2, 3)),
+            normal(rng, (2, 3)),
+            ref=lambda a, b: np.stack([a, b, a], axis=-1),
+        ),
+        case("axis 1", lambda a, b: mg.stack([a, b], 1), normal(rng, (2, 3)), normal(rng, (2, 3))),
+        case("0-d tensors", lambda a, b: mg.stack([a, b, a * b]), normal(rng, ()), normal(rng, ())),
+    ]
+
+
+def reshape_cases(rng):
+    return [
+        case("(2, 3) -> (3, 2)", lambda x: x.reshape(3, 2), normal(rng, (2, 3)), ref=lambda x: x.reshape(3, 2)),
+        case("(6,) -> (2, -1)", lambda x: mg.reshape(x, (2, -1)), normal(rng, (6,)), ref=lambda x: x.reshape(2, -1)),
+        case("() -> (1, 1)", lambda x: x.reshape(1, 1), normal(rng, ()), ref=lambda x: x.reshape(1, 1)),
+        case("(1, 1) -> ()", lambda x: x.reshape(()), normal(rng, (1, 1)), ref=lambda x: x.reshape(())),
+        case("(2, 3, 1) -> (6,)", lambda x: x.reshape(-1), normal(rng, (2, 3, 1)), ref=lambda x: x.reshape(-1)),
+    ]
+
+
+def transpose_cases(rng):
+    return [
+        case(".T of (2, 3)", lambda x: x.T, normal(rng, (2, 3)), ref=lambda x: x.T),
+        case(
+            "(1, 0, 2)",
+            lambda x: mg.transpose(x, (1, 0, 2)),
+            normal(rng, (2, 3, 4)),
+            ref=lambda x: x.transpose(1, 0, 2),
+        ),
+        case(
+            "negative axes (-1, 0, 1)",
+            lambda x: x.transpose(-1, 0, 1),
+            normal(rng, (2, 3, 4)),
+            ref=lambda x: x.transpose(-1, 0, 1),
+        ),
+        case("default reverses all", lambda x: x.transpose(), normal(rng, (2, 1, 3)), ref=lambda x: x.transpose()),
+        case("0-d", lambda x: x.T, normal(rng, ()), ref=lambda x: x),
+        case("1-D", lambda x: x.T, normal(rng, (3,)), ref=lambda x: x),
+    ]
+
+
+def arithmetic_with_scalars(op_symbol):
+    """Python scalars and numpy arrays on either side of the operator."""
+    f = {
+        "+": (lambda x: 2.5 + x + np.ones(3, x.dtype), lambda x: 2.5 + x + 1),
+        "-": (lambda x: 2.5 - x - np.ones(3, x.dtype), lambda x: 2.5 - x - 1),
+        "*": (lambda x: 2.5 * x * np.arange(3, dtype=x.dtype), lambda x: 2.5 * x * np.arange(3)),
+        "/": (lambda x: 1.5 / x / np.full(3, 2, x.dtype), lambda x: 1.5 / x / 2),
+    }[op_symbol]
+    values = away_from_zero if op_symbol == "/" else normal
+    return lambda rng: case(f"scalars and arrays around {op_symbol}", f[0], values(rng, (3,)), ref=f[1])
+
+
+# name → sample generator (rng → [Case]). Every public op must appear here.
+SWEEP: dict[str, Callable[[np.random.Generator], list[Case]]] = {
+    "add": binary(mg.add, np.add, extra=[arithmetic_with_scalars("+")]),
+    "sub": binary(mg.sub, np.subtract, extra=[arithmetic_with_scalars("-")]),
+    "mul": binary(mg.mul, np.multiply, extra=[arithmetic_with_scalars("*")]),
+    "div": binary(mg.div, np.divide, right=away_from_zero, extra=[arithmetic_with_scalars("/")]),
+    "pow": pow_cases,
+    "neg": unary(lambda x: -x, np.negative, extra=[lambda rng: case("function form", mg.neg, normal(rng, (2,)))]),
+    "matmul": matmul_cases,
+    "exp": unary(mg.exp, np.exp, extra=[lambda rng: case("large negative", mg.exp, [-50.0, -700.0], ref=np.exp)]),
+    "log": unary(mg.log, np.log, positive, extra=[lambda rng: case("near 0", mg.log, [1e-3, 5e-3, 2e-2], ref=np.log)]),
+    "tanh": unary(mg.tanh, np.tanh, extra=[lambda rng: case("±1000, ±20", mg.tanh, [-1000.0, -20.0, 20.0, 1000.0])]),
+    "sigmoid": unary(
+        mg.sigmoid,
+        lambda x: 1 / (1 + np.exp(-x)),
+        extra=[lambda rng: case("±1000, ±40", mg.sigmoid, [-1000.0, -40.0, 40.0, 1000.0])],
+    ),
+    "relu": unary(mg.relu, lambda x: np.maximum(x, 0), away_from_zero),
+    "sqrt": unary(mg.sqrt, np.sqrt, positive, extra=[lambda rng: case("near 0", mg.sqrt, [1e-3, 5e-3], ref=np.sqrt)]),
+    "abs": unary(mg.abs, np.abs, away_from_zero),
+    "clip": clip_cases,
+    "scale_grad": lambda rng: [
+        case("xi = 1: plain identity", lambda x: mg.scale_grad(x, 1.0), normal(rng, (2, 3)), ref=lambda x: x),
+        case("xi = 0.5 halves", lambda x: mg.scale_grad(x, 0.5), normal(rng, (3,)), ref=lambda x: x, grad_factor=0.5),
+        case(
+            "xi = -2, 0-d", lambda x: mg.scale_grad(x * x, -2.0), normal(rng, ()), ref=lambda x: x * x, grad_factor=-2.0
+        ),
+        case(
+            "xi = 0: gradient blocked",
+            lambda x: mg.scale_grad(x, 0.0),
+            normal(rng, (2, 1)),
+            ref=lambda x: x,
+            grad_factor=0.0,
+        ),
+    ],
+    "sum": reductions(mg.sum, np.sum),
+    "mean": reductions(mg.mean, np.mean),
+    "max": reductions(mg.max, np.max, values=distinct),
+    "reshape": reshape_cases,
+    "transpose": transpose_cases,
+    "getitem": getitem_cases,
+    "concat": concat_cases,
+    "stack": stack_cases,
+    "split": split_cases,
+    "unbind": unbind_cases,
+    "where": where_cases,
+    "softmax": softmax_family(mg.softmax, np_softmax),
+    "log_softmax": softmax_family(mg.log_softmax, np_log_softmax),
+    "embedding": embedding_cases,
+    "cross_entropy": cross_entropy_cases,
+    "mse_loss": mse_cases,
+    "one_hot": None,  # not differentiable: a constant; checked by test_one_hot_is_a_constant_with_ones_at_the_indices
+}
+
+# helpers that ops.py exports as plain functions but that are not ops
+NOT_OPS = {"unbroadcast"}
+
+
+def cases_of(name: str) -> list[Case]:
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # stable per op, independent of table order
+    return SWEEP[name](rng)
+
+
+ALL_CASES = [
+    pytest.param(name, c, id=f"{name}[{c.desc}]")
+    for name, gen in SWEEP.items()
+    if gen is not None
+    for c in cases_of(name)
+]
+
+
+def cases_per_op() -> dict[str, int]:
+    return {name: len(cases_of(name)) for name, gen in SWEEP.items() if gen is not None}
+
+
+# ---------------------------------------------------------------------------
+# Coverage of the table
+# ---------------------------------------------------------------------------
+def public_ops() -> set[str]:
+    names = set(ops.__all__) | set(functional.__all__)
+    names |= {
+        n
+        for n, v in vars(mg).items()
+        if callable(v) and getattr(v, "__module__", None) in ("minigrad.ops", "minigrad.functional")
+    }
+    return names
+
+
+def test_every_public_op_has_an_entry_in_the_sweep_table():
+    missing = public_ops() - SWEEP.keys()
+    assert not missing, f"add sample cases to SWEEP in tests/test_op_sweep.py for: {sorted(missing)}"
+
+
+def test_the_sweep_table_names_only_public_ops():
+    stale = SWEEP.keys() - public_ops()
+    assert not stale, f"SWEEP has entries for names that are not public ops: {sorted(stale)}"
+
+
+def test_every_public_function_in_ops_is_listed_in_its_all():
+    defined = {
+        n
+        for n, v in vars(ops).items()
+        if inspect.isfunction(v) and v.__module__ == "minigrad.ops" and not n.startswith("_")
+    }
+    assert defined - NOT_OPS <= set(ops.__all__), (
+        f"ops.py defines ops missing from __all__: {defined - NOT_OPS - set(ops.__all__)}"
+    )
+
+
+def test_every_op_has_several_cases_including_a_0d_or_size_1_one():
+    for name, n in cases_per_op().items():
+        assert n >= 4, f"{name} has only {n} sample cases"
+    for name in ("add", "mul", "exp", "sum", "max", "transpose", "getitem", "stack", "mse_loss", "reshape"):
+        assert any(any(a.ndim == 0 or 1 in a.shape for a in c.arrays) for c in cases_of(name)), name
+
+
+# ---------------------------------------------------------------------------
+# The sweep: float64 against finite differences and numpy, float32 against float64
+# ---------------------------------------------------------------------------
+def leaves(arrays, dtype=np.float64):
+    return [mg.Tensor(a.astype(dtype), requires_grad=True, name=f"x{i}") for i, a in enumerate(arrays)]
+
+
+@pytest.mark.parametrize("name, c", ALL_CASES)
+def test_op_gradient_matches_finite_differences_in_float64(name, c):
+    xs = leaves(c.arrays)
+    if c.grad_factor == 1.0:
+        assert mg.gradcheck(c.fn, xs)
+        return
+    # scale_grad: backward is grad_factor × the true derivative, by design
+    out = c.fn(*xs)
+    weights = np.random.default_rng(0).standard_normal(out.shape)
+    (out * weights).sum().backward()
+    for i, x in enumerate(xs):
+        numeric = numerical_grad(c.fn, xs, i, 1e-6, weights)
+        np.testing.assert_allclose(x.grad, c.grad_factor * numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name, c", [p for p in ALL_CASES if p.values[1].ref is not None])
+def test_op_forward_matches_numpy_in_float64(name, c):
+    out = c.fn(*leaves(c.arrays))
+    expected = np.asarray(c.ref(*c.arrays))
+    assert out.shape == expected.shape and out.dtype == np.float64
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-300)
+
+
+def backward_with_weights(c: Case, dtype):
+    """Forward and backward of c in ``dtype``; returns (output, leaves, op inputs with retained grads)."""
+    xs = leaves(c.arrays, dtype)
+    hs = [mg.scale_grad(x, 1.0).retain_grad() for x in xs]  # the op's own inputs: their .grad is the op's VJP output
+    out = c.fn(*hs)
+    weights = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    (out * weights).sum().backward()
+    return out, xs, hs
+
+
+@pytest.mark.parametrize("name, c", ALL_CASES)
+def test_op_keeps_float32_through_forward_and_backward_and_agrees_with_float64(name, c):
+    out32, xs32, hs32 = backward_with_weights(c, np.float32)
+    assert out32.dtype == np.float32, f"{name} forward gave {out32.dtype}"
+    for x, h in zip(xs32, hs32):
+        assert h.grad is not None and h.grad.dtype == np.float32, f"{name} backward gave {h.grad.dtype}"
+        assert x.grad.dtype == np.float32
+    _, xs64, _ = backward_with_weights(c, np.float64)
+    for x32, x64 in zip(xs32, xs64):
+        scale = max(1.0, float(np.abs(x64.grad).max(initial=0)))
+        np.testing.assert_allclose(x32.grad, x64.grad, rtol=2e-3, atol=2e-3 * scale)
+
+
+def test_one_hot_is_a_constant_with_ones_at_the_indices():
+    y = mg.one_hot(np.array([2, 0, 2]), 4)
+    np.testing.assert_array_equal(y.data, np.eye(4)[[2, 0, 2]])
+    assert not y.requires_grad and y.dtype == np.float64
+    assert mg.one_hot(mg.Tensor(np.array(1)), 3, dtype=np.float32).dtype == np.float32
+
+
+# ---------------------------------------------------------------------------
+# Layers and losses built from the ops
+# ---------------------------------------------------------------------------
+def test_linear_gradients_match_finite_differences_for_weight_bias_and_input():
+    layer = Linear(3, 2, rng=0)
+    x = mg.Tensor(np.random.default_rng(1).standard_normal((4, 3)), requires_grad=True)
+    assert mg.gradcheck(lambda x, W, b: layer(x), [x, layer.weight, layer.bias])
+    np.testing.assert_allclose(layer(x).data, x.data @ layer.weight.data.T + layer.bias.data)
+
+
+def test_linear_without_bias_on_a_batched_3d_input():
+    layer = Linear(3, 5, bias=False, rng=0)
+    x = mg.Tensor(np.random.default_rng(1).standard_normal((2, 4, 3)), requires_grad=True)
+    assert layer.bias is None and layer(x).shape == (2, 4, 5)
+    assert mg.gradcheck(lambda x, W: layer(x), [x, layer.weight])
+
+
+def test_linear_and_embedding_in_float32_keep_float32_gradients():
+    emb, lin = Embedding(6, 3, rng=0, dtype=np.float32), Linear(3, 2, rng=1, dtype=np.float32)
+    loss = mg.cross_entropy(lin(emb(np.array([0, 5, 5]))), np.array([1, 0, 1]))
+    loss.backward()
+    assert loss.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 for p in (emb.weight, lin.weight, lin.bias))
+
+
+def test_embedding_gradient_accumulates_rows_picked_twice():
+    emb = Embedding(5, 2, rng=0)
+    assert mg.gradcheck(lambda W: emb(np.array([[1, 3], [3, 3]])), [emb.weight])
+    emb.weight.zero_grad()
+    emb(np.array([[1, 3], [3, 3]])).sum().backward()
+    np.testing.assert_array_equal(emb.weight.grad[:, 0], [0, 1, 0, 3, 0])
+
+
+def test_cross_entropy_with_an_embedding_and_linear_layer_end_to_end():
+    emb, lin = Embedding(7, 4, rng=0), Linear(4, 3, rng=1)
+    idx, y = np.array([0, 6, 2, 2]), np.array([2, 0, 1, 1])
+    assert mg.gradcheck(lambda E, W, b: mg.cross_entropy(lin(emb(idx).tanh()), y), [emb.weight, lin.weight, lin.bias])
+
+
+# ---------------------------------------------------------------------------
+# Extreme values: finite results and finite gradients where the math is finite
+# ---------------------------------------------------------------------------
+BIG = np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, 1000.0], [1000.0, 1000.0, 1000.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "op",
+    [
+        pytest.param(mg.softmax, id="softmax"),
+        pytest.param(mg.log_softmax, id="log_softmax"),
+        pytest.param(lambda z: mg.cross_entropy(z, np.array([1, 2, 0])), id="cross_entropy"),
+    ],
+)
+def test_large_logits_give_finite_values_and_finite_gradients(op, dtype):
+    z = mg.Tensor(BIG.astype(dtype), requires_grad=True)
+    with mg.detect_anomaly():  # would raise at the first NaN/Inf, forward or backward
+        out = op(z)
+        weights = np.linspace(-1, 1, out.size).reshape(out.shape).astype(dtype)
+        (out * weights).sum().backward()
+    assert np.isfinite(out.data).all() and np.isfinite(z.grad).all()
+    assert out.dtype == dtype and z.grad.dtype == dtype
+
+
+def test_softmax_of_large_logits_has_the_exact_limits():
+    p = mg.softmax(mg.Tensor(BIG)).data
+    np.testing.assert_allclose(p[0], [1, 0, 0], atol=0)
+    np.testing.assert_allclose(p[2], [1 / 3] * 3)
+    np.testing.assert_allclose(mg.log_softmax(mg.Tensor(BIG)).data[1], [-2000.0, -2000.0, 0.0])
+    # a confidently wrong prediction costs its margin, not inf
+    assert mg.cross_entropy(mg.Tensor(BIG[:1]), np.array([1])).item() == pytest.approx(2000.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_and_tanh_of_plus_minus_1000_saturate_with_zero_gradient(dtype):
+    x = mg.Tensor(np.array([-1000.0, 1000.0], dtype=dtype), requires_grad=True)
+    with mg.detect_anomaly():
+        s, t = mg.sigmoid(x), mg.tanh(x)
+        (s + t).sum().backward()
+    np.testing.assert_array_equal(s.data, [0.0, 1.0])
+    np.testing.assert_array_equal(t.data, [-1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+def test_exp_overflows_to_inf_like_numpy_and_anomaly_mode_names_it():
+    with np.errstate(over="ignore"):
+        assert mg.exp(mg.Tensor(np.array([1000.0]))).data[0] == np.inf
+    with pytest.raises(mg.AnomalyError, match="'exp'.*Inf"):
+        with mg.detect_anomaly(), np.errstate(over="ignore"):
+            mg.exp(mg.Tensor(np.array([1000.0]), requires_grad=True))
+
+
+def test_log_and_sqrt_at_zero_and_below_follow_ieee_and_anomaly_mode_names_the_op():
+    # documented: log(0) = -inf with gradient inf; sqrt(0) = 0 with gradient inf; below 0 both give NaN
+    x = mg.Tensor(np.array([0.0, 0.0]), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = mg.log(x[0:1]) + mg.sqrt(x[1:2])
+        assert y.data[0] == -np.inf
+        y.sum().backward()
+        np.testing.assert_array_equal(x.grad, [np.inf, np.inf])
+        assert np.isnan(mg.log(mg.Tensor(-1.0)).data) and np.isnan(mg.sqrt(mg.Tensor(-1.0)).data)
+    for op in (mg.log, mg.sqrt):
+        with pytest.raises(mg.AnomalyError, match=f"'{op.__name__}'.*NaN"):
+            with mg.detect_anomaly(), np.errstate(invalid="ignore"):
+                op(mg.Tensor(np.array([-1.0]), requires_grad=True))
+
+
+# ---------------------------------------------------------------------------
+# Non-differentiable points: the documented choices (PyTorch's)
+# ---------------------------------------------------------------------------
+def grad_of(op, values):
+    x = mg.Tensor(np.asarray(values, dtype=np.float64), requires_grad=True)
+    op(x).sum().backward()
+    return x.grad
+
+
+def test_relu_at_zero_has_gradient_zero():
+    np.testing.assert_array_equal(grad_of(mg.relu, [-1.0, 0.0, 2.0]), [0.0, 0.0, 1.0])
+
+
+def test_abs_at_zero_has_gradient_zero():
+    np.testing.assert_array_equal(grad_of(mg.abs, [-1.0, 0.0, 2.0]), [-1.0, 0.0, 1.0])
+
+
+def test_clip_passes_the_gradient_on_its_bounds():
+    np.testing.assert_array_equal(grad_of(lambda x: mg.clip(x, -1, 1), [-2.0, -1.0, 0.0, 1.0, 2.0]), [0, 1, 1, 1, 0])
+
+
+def test_max_splits_the_gradient_evenly_between_ties():
+    np.testing.assert_array_equal(grad_of(mg.max, [1.0, 3.0, 3.0]), [0.0, 0.5, 0.5])
+    np.testing.assert_array_equal(
+        grad_of(lambda x: mg.max(x.reshape(2, 2), axis=1), [2.0, 2.0, 0.0, 1.0]), [0.5, 0.5, 0, 1]
+    )
+
+
+# ---------------------------------------------------------------------------
+# Property tests (hypothesis): random shapes per op family
+# ---------------------------------------------------------------------------
+def float_arrays(shape, lo=-3.0, hi=3.0, avoid_zero=False, unique=False):
+    elements = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+    if avoid_zero:
+        elements = elements.filter(lambda v: abs(v) > 0.05)
+    return hnp.arrays(np.float64, shape, elements=elements, unique=unique)
+
+
+def t(a):
+    return mg.Tensor(a, requires_grad=True)
+
+
+BROADCAST_PAIRS = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3)
+
+
+@given(data=st.data(), shapes=BROADCAST_PAIRS, op=st.sampled_from(["add", "sub", "mul", "div", "pow", "where"]))
+def test_broadcasting_binary_ops_match_numpy_and_finite_differences(data, shapes, op):
+    sa, sb = shapes.input_shapes
+    a = data.draw(float_arrays(sa, 0.3, 2.0) if op == "pow" else float_arrays(sa), label="a")
+    b = data.draw(float_arrays(sb, avoid_zero=True), label="b")
+    if op == "where":
+        cond = data.draw(hnp.arrays(bool, shapes.result_shape), label="cond")
+        fn, ref = (lambda a, b: mg.where(cond, a, b)), (lambda a, b: np.where(cond, a, b))
+    else:
+        fn, ref = (
+            getattr(mg, op),
+            {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power}[op],
+        )
+    x, y = t(a), t(b)
+    out = fn(x, y)
+    assert out.shape == shapes.result_shape
+    np.testing.assert_allclose(out.data, ref(a, b), rtol=1e-12)
+    assert mg.gradcheck(fn, [x, y])
+
+
+@given(data=st.data(), shapes=hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=2, max_side=3))
+def test_matmul_of_any_numpy_compatible_shapes_matches_finite_differences(data, shapes):
+    sa, sb = shapes.input_shapes
+    x, y = t(data.draw(float_arrays(sa))), t(data.draw(float_arrays(sb)))
+    out = x @ y
+    np.testing.assert_allclose(out.data, x.data @ y.data, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(mg.matmul, [x, y])
+
+
+UNARY = {
+    "exp": (mg.exp, np.exp, {}),
+    "log": (mg.log, np.log, {"lo": 0.05}),
+    "sqrt": (mg.sqrt, np.sqrt, {"lo": 0.05}),
+    "tanh": (mg.tanh, np.tanh, {}),
+    "sigmoid": (mg.sigmoid, lambda v: 1 / (1 + np.exp(-v)), {}),
+    "relu": (mg.relu, lambda v: np.maximum(v, 0), {"avoid_zero": True}),
+    "abs": (mg.abs, np.abs, {"avoid_zero": True}),
+    "neg": (mg.neg, np.negative, {}),
+    "clip": (lambda v: mg.clip(v, -1.0, 1.0), lambda v: np.clip(v, -1, 1), {"avoid_zero": True}),
+}
+
+
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=3), name=st.sampled_from(sorted(UNARY)))
+def test_elementwise_ops_match_numpy_and_finite_differences_on_any_shape(data, shape, name):
+    fn, ref, opts = UNARY[name]
+    a = data.draw(float_arrays(shape, lo=opts.get("lo", -3.0), avoid_zero=opts.get("avoid_zero", False)))
+    if name == "clip":
+        a = np.where(np.abs(np.abs(a) - 1) < 0.05, a * 0.9, a)  # stay off the clip bounds
+    x = t(a)
+    out = fn(x)
+    assert out.shape == a.shape
+    np.testing.assert_allclose(out.data, ref(a), rtol=1e-12)
+    assert mg.gradcheck(fn, [x])
+
+
+@st.composite
+def shape_and_axis(draw, min_dims=0):
+    shape = draw(hnp.array_shapes(min_dims=min_dims, max_dims=3, max_side=3))
+    nd = len(shape)
+    axis = draw(st.one_of(st.none(), st.integers(-nd, nd - 1) if nd else st.none(), st.just(tuple(range(nd)))))
+    return shape, axis
+
+
+@given(data=st.data(), sa=shape_and_axis(), keepdims=st.booleans(), name=st.sampled_from(["sum", "mean", "max"]))
+def test_reductions_over_any_axes_match_numpy_and_finite_differences(data, sa, keepdims, name):
+    shape, axis = sa
+    a = data.draw(float_arrays(shape, unique=name == "max"))  # max: distinct values, no ties
+    fn = lambda x: getattr(mg, name)(x, axis=axis, keepdims=keepdims)  # noqa: E731
+    out = fn(t(a))
+    np.testing.assert_allclose(out.data, getattr(np, name)(a, axis=axis, keepdims=keepdims), rtol=1e-12)
+    assert mg.gradcheck(fn, [t(a)])
+
+
+@given(data=st.data(), sa=shape_and_axis(min_dims=1), name=st.sampled_from(["softmax", "log_softmax"]))
+def test_softmax_family_is_shift_invariant_normalised_and_matches_finite_differences(data, sa, name):
+    shape, axis = sa
+    axis = -1 if axis is None or isinstance(axis, tuple) else axis
+    a = data.draw(float_arrays(shape, -5, 5))
+    shift = data.draw(st.sampled_from([0.0, 100.0, -700.0, 1000.0]))
+    op = getattr(mg, name)
+    y, y_shifted = op(t(a), axis=axis).data, op(t(a + shift), axis=axis).data
+    np.testing.assert_allclose(y_shifted, y, atol=1e-9)
+    p = y if name == "softmax" else np.exp(y)
+    np.testing.assert_allclose(p.sum(axis=axis), 1.0)
+    if name == "log_softmax":
+        np.testing.assert_allclose(y, np.log(mg.softmax(t(a), axis=axis).data), atol=1e-12)
+    assert mg.gradcheck(lambda x: op(x, axis=axis), [t(a + shift)])
+
+
+@given(
+    n=st.integers(1, 4),
+    c=st.integers(1, 4),
+    data=st.data(),
+    scale=st.sampled_from([1.0, 30.0, 1000.0]),
+)
+def test_cross_entropy_is_the_mean_negative_log_softmax_at_the_targets(n, c, data, scale):
+    z = data.draw(float_arrays((n, c))) * scale
+    y = data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1)))
+    loss = mg.cross_entropy(t(z), y)
+    np.testing.assert_allclose(loss.data, np_cross_entropy(z, y), rtol=1e-12)
+    assert loss.item() >= 0 and np.isfinite(loss.item())
+    if scale == 1.0:
+        assert mg.gradcheck(lambda z: mg.cross_entropy(z, y), [t(z)])
+
+
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4))
+def test_getitem_with_random_integer_indices_accumulates_like_bincount(data, shape):
+    a = data.draw(float_arrays(shape))
+    idx = data.draw(hnp.arrays(np.int64, st.integers(0, 6), elements=st.integers(-shape[0], shape[0] - 1)))
+    x = t(a)
+    x[idx].sum().backward()
+    counts = np.bincount(idx % shape[0], minlength=shape[0]).astype(float)
+    np.testing.assert_array_equal(x.grad, np.broadcast_to(counts.reshape((-1,) + (1,) * (len(shape) - 1)), shape))
+    assert mg.gradcheck(lambda x: x[idx], [t(a)])
+
+
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), pieces=st.integers(1, 3))
+def test_shape_ops_round_trip_and_pass_gradients_straight_through(data, shape, pieces):
+    a = data.draw(float_arrays(shape))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    perm = data.draw(st.permutations(range(len(shape))))
+    x = t(a)
+    parts = [x * (k + 1) for k in range(pieces)]
+    joined = mg.concat(parts, axis=axis)
+    back = mg.split(joined, pieces, axis=axis)
+    restacked = mg.stack(mg.unbind(x, axis=axis), axis=axis)
+    turned = x.transpose(perm).reshape(-1).reshape(np.array(shape)[perm].tolist()).transpose(np.argsort(perm).tolist())
+    for k, p in enumerate(back):
+        np.testing.assert_array_equal(p.data, a * (k + 1))
+    np.testing.assert_array_equal(restacked.data, a)
+    np.testing.assert_array_equal(turned.data, a)
+    (sum(p.sum() for p in back) + restacked.sum() + turned.sum()).backward()
+    np.testing.assert_allclose(x.grad, np.full(shape, pieces * (pieces + 1) / 2 + 2))
+
+
+@given(x=st.floats(-1e4, 1e4, allow_nan=False))
+def test_sigmoid_is_symmetric_and_never_overflows(x):
+    s = mg.sigmoid(mg.Tensor(np.array([x, -x]))).data
+    assert np.isfinite(s).all() and 0 <= s.min() and s.max() <= 1
+    assert s.sum() == pytest.approx(1.0, abs=1e-15)
