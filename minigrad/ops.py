@@ -305,7 +305,8 @@ def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
 
     def vjp(g):  # δx = δy at the arg-max (split evenly between ties)
         hit = xd == y
-        ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)  # in g's dtype: an int count would make float32 → float64
+        # count the ties in g's dtype: an integer count would turn a float32 gradient into float64
+        ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
         return (hit * (_expand(g, xd.shape, axes, keepdims) / ties),)
 
     return _make(y if keepdims else np.squeeze(y, axis=axes), "max", (x,), vjp)
