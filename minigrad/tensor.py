@@ -282,6 +282,9 @@ class Tensor:
         if _anomaly:
             _check_finite(datas, op, _scope, inputs, "output")
         needs = _grad_enabled and any(x.requires_grad for x in inputs)
+        if len(datas) == 1:  # backward hands a one-output node its gradient unwrapped; this vjp wants a list
+            many_vjp = vjp
+            vjp = lambda g: many_vjp([g])  # noqa: E731
         node = Node(op, inputs, vjp, len(datas), datas[0].shape if datas else ()) if needs else None
         outs = []
         for i, d in enumerate(datas):
