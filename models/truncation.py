@@ -214,12 +214,13 @@ def tbptt_train(
 ) -> TBPTTResult:
     """Train on one long time-major sequence with truncated BPTT(k1, k2).
 
-    Every k1 steps (and at the end) one update: the model is run over the last k2 steps
-    (a window), starting from the state saved, detached, at the window's start; the loss
-    of the k1 steps since the previous update, ``loss_fn(out, targets[t-k1:t])``, is
-    backpropagated through the whole window (k2 ≥ k1 steps), then ``optimizer.step()``.
-    With k2 = k1 (the default) windows do not overlap and every step runs forward once;
-    with k2 > k1 the overlap is recomputed with the current parameters.
+    Every k1 steps (and at the end) one update: the loss of the steps since the previous
+    update, ``loss_fn(out, targets[t-k1:t])``, is backpropagated through a window of the last
+    k2 steps (those k1 steps and k2 − k1 before them), which the model runs from the state
+    saved, detached, at the window's start; then ``optimizer.step()``. With k2 = k1 (the
+    default) windows do not overlap, every step runs forward once, and the gradients are
+    those of ``truncate=k1``; with k2 > k1 the overlap is recomputed with the current parameters.
+    (A last, shorter chunk keeps the k2 − k1 steps of look-back.)
 
     model(x_chunk, state) -> (out, state), time-major (T, B, …), like the layers here.
     x: (T, B, I) array/Tensor; targets: indexable along time (first axis).
@@ -252,8 +253,8 @@ def tbptt_train(
     ends = list(range(k1, T, k1)) + [T]
     for u, end in enumerate(ends):
         start_loss = ends[u - 1] if u else 0  # the steps since the previous update carry the loss
-        start = max(0, end - k2)
-        next_start = max(0, ends[u + 1] - k2) if u + 1 < len(ends) else None
+        start = max(0, start_loss - (k2 - k1))  # the window reaches k2 − k1 steps further back
+        next_start = max(0, end - (k2 - k1)) if u + 1 < len(ends) else None
         # cut the window where a saved state is needed or rows restart
         cuts = {start_loss, end}
         if next_start is not None and next_start > start:
