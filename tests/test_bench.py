@@ -1,0 +1,50 @@
+"""Smoke test of the benchmark table (models/bench.py): it runs at a tiny size and prints every
+column and section. No timing is asserted — only that the instrument works and checks gradients."""
+
+import json
+import re
+
+import pytest
+
+from models import bench
+
+TINY = "2,3,4,5"  # B, I, H, T
+TINY_LONG = "2,3,4,10"  # same B, I, H at a longer T: the growth-with-T summary appears
+
+
+def test_bench_table_prints_every_column_and_section_at_a_tiny_size(capsys, tmp_path):
+    out_json = tmp_path / "bench.json"
+    code = bench.main(
+        ["--quick", "--budget", "0", "--no-peers", "--sizes", TINY, TINY_LONG, "--memory", "--memory-steps", "12",
+         "--json", str(out_json)]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0  # every implementation's dL/dW_hh matched the reference
+    for column in ("model", "dtype", "(B,I,H,T)", "numpy ms", "minigrad ms", "mg ops ms", "×np"):
+        assert column in out
+    for model in ("rnn", "gru", "lstm"):
+        for dtype in ("float64", "float32"):
+            assert re.search(rf"^{model} +{dtype} +\(2,3,4,5\) ", out, re.M), (model, dtype)
+    assert "Growth with T" in out and "10/5 = 2×" in out
+    assert "minigrad peak MB" in out and "numpy saved MB" in out and "peak ÷ saved" in out
+    assert "live after 10 KB" in out and "growth KB" in out
+    assert "[1/12]" in err and "[12/12]" in err  # progress per cell goes to stderr
+    report = json.loads(out_json.read_text())
+    assert len(report["cells"]) == 12 and report["scaling"] and report["memory"] and report["flat_memory"]
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm"])
+def test_every_implementation_computes_the_reference_gradient(model):
+    p = bench.make_problem(model, (2, 3, 4, 5), "float64")
+    impls = bench.make_impls(p, peers=True)  # torch and autograd join when installed
+    for impl in impls:
+        impl.step()
+    ref = impls[0].grad_hh()
+    for impl in impls[1:]:
+        assert bench._rel_err(impl.grad_hh(), ref) < 1e-10, impl.name
+
+
+def test_bad_size_is_rejected_with_a_message_naming_the_format(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "1,2,3"])
+    assert "B,I,H,T" in capsys.readouterr().err
