@@ -271,17 +271,21 @@ class RNN(_RecurrentLayers):
     def _direction(self, x, weights, h, policy, reverse):
         W_ih, W_hh, b_ih, b_hh = weights
         xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))  # b = b_ih + b_hh
-        W_hhT, phi = W_hh.T, NONLINEARITIES[self.nonlinearity]
+        W_hhT, step = W_hh.T, self._step
         (xws,) = _steps(reverse, xws)
         hs, T = [], len(xws)
         for t, xw in enumerate(xws, start=1):
             with mg.scope(f"t={t}"):
-                h = rnn_step(xw, h, W_hhT, phi)  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
+                h = step(xw, h, W_hhT)  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
             hs.append(h)  # the output keeps h_t itself (δh_t can be retained on it)
             if policy is not None and t < T:
                 h = policy.carry(t, h)  # detached (or rescaled) copy carried into step t+1
         last = hs[-1]
         return (hs[::-1] if reverse else hs), None, last
+
+    def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor) -> Tensor:
+        """One step given the projected input (subclasses change the recurrence here)."""
+        return rnn_step(xw, h, W_hhT, NONLINEARITIES[self.nonlinearity])
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

@@ -1,0 +1,174 @@
+"""Architectures from the lecture notes: residual RNN, orthogonal W_hh, attention-augmented RNN.
+
+Each changes how gradients travel back in time:
+
+* residual:   h_t = h_{t-1} + α φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+              ∂h_t/∂h_{t-1} = I + α diag(φ') W_hh: the identity keeps δh_t from vanishing.
+* orthogonal W_hh: all singular values 1, so W_hhᵀ neither shrinks nor stretches δh on its own.
+* attention:  c_t = Σ_{k<t} α_{t,k} h_k gives step t a path of length 1 to every earlier state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import minigrad as mg
+from minigrad.nn import Module, Parameter, init
+from minigrad.tensor import Tensor
+
+from .cells import NONLINEARITIES, _as_input, _float_dtype, _positive_int
+from .rnn import RNN
+from .truncation import TruncationPolicy, as_truncation
+
+__all__ = ["ResidualRNN", "AttentionRNN", "orthogonal_init_"]
+
+
+def orthogonal_init_(module: Module, gain: float = 1.0, rng: np.random.Generator | int | None = None) -> Module:
+    """Make every recurrent weight (names starting ``weight_hh``) orthogonal, gate block by gate
+    block: each (H, H) block W satisfies Wᵀ W = gain² I. Returns the module."""
+    rng = init._rng(rng)
+    found = False
+    for name, p in module.named_parameters():
+        if not name.split(".")[-1].startswith("weight_hh"):
+            continue
+        found = True
+        H = p.shape[1]
+        for g in range(p.shape[0] // H):  # one orthogonal block per gate (r, z, n / i, f, g, o)
+            block = Tensor(np.empty((H, H), p.dtype))
+            init.orthogonal_(block, gain, rng)
+            p.data[g * H : (g + 1) * H] = block.data
+        p.mark_modified()
+    if not found:
+        raise ValueError(f"orthogonal_init_: {type(module).__name__} has no weight_hh parameters")
+    return module
+
+
+class ResidualRNN(RNN):
+    """Residual Elman RNN: h_t = h_{t-1} + α φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    Same call, shapes, options and parameter names as ``RNN`` (so also layers, bidirectional,
+    truncation); ``alpha`` scales the update; ``orthogonal=True`` starts W_hh orthogonal
+    (``gain`` times an orthogonal matrix) instead of uniform.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        alpha: float = 1.0,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        orthogonal: bool = True,
+        gain: float = 1.0,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ):
+        rng = init._rng(rng)
+        super().__init__(
+            input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, bidirectional, rng, dtype
+        )
+        self.alpha = float(alpha)
+        if orthogonal:
+            orthogonal_init_(self, gain, rng)
+
+    def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor) -> Tensor:
+        f = NONLINEARITIES[self.nonlinearity](xw + h @ W_hhT)  # f = φ(W_ih x_t + b + W_hh h_{t-1})
+        return h + (f if self.alpha == 1.0 else self.alpha * f)  # h_t = h_{t-1} + α f
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", alpha={self.alpha}" if self.alpha != 1.0 else "")
+
+
+class AttentionRNN(Module):
+    """An Elman RNN that also reads an attention context over its earlier states:
+
+        α_{t,k} = softmax_k( h_{t-1} · h_k / √H ),  k = 0 … t-1      (scores of the last state)
+        c_t     = Σ_k α_{t,k} h_k                                    (context)
+        h_t     = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh + W_ch c_t)
+
+    Parameters weight_ih (H, I), weight_hh (H, H), weight_ch (H, H), bias_ih, bias_hh, uniform
+    ±1/√H. ``forward(x, h0=None, truncate=None, return_attention=False)`` → (out (T, B, H),
+    h_n (1, B, H)) (+ the attention weights: a list of T arrays (B, t)). Input (T, B, I),
+    (B, T, I) with batch_first, or (T, I). ``truncate`` cuts only the recurrent path
+    h_{t-1} → h_t; the attention keeps its direct paths to every earlier state.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        batch_first: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ):
+        super().__init__()
+        self.input_size = _positive_int("AttentionRNN", "input_size", input_size)
+        self.hidden_size = H = _positive_int("AttentionRNN", "hidden_size", hidden_size)
+        self.batch_first, self.bias = bool(batch_first), bool(bias)
+        self.dtype = _float_dtype("AttentionRNN", dtype)
+        rng, k = init._rng(rng), 1.0 / math.sqrt(H)
+        shapes = {"weight_ih": (H, self.input_size), "weight_hh": (H, H), "weight_ch": (H, H)}
+        if self.bias:
+            shapes.update(bias_ih=(H,), bias_hh=(H,))
+        for name, shape in shapes.items():
+            setattr(self, name, Parameter(rng.uniform(-k, k, shape).astype(self.dtype)))
+
+    def forward(
+        self,
+        x: Any,
+        h0: Any = None,
+        truncate: int | TruncationPolicy | None = None,
+        return_attention: bool = False,
+    ) -> tuple:
+        I, H = self.input_size, self.hidden_size
+        x = _as_input("AttentionRNN", "input", x, self.dtype)
+        if x.ndim not in (2, 3) or x.shape[-1] != I or 0 in x.shape:
+            layout = f"(B, T, {I})" if self.batch_first else f"(T, B, {I})"
+            raise ValueError(f"AttentionRNN: expected input of shape {layout} (or (T, {I}) unbatched), got {x.shape}")
+        batched = x.ndim == 3
+        x = (mg.transpose(x, 1, 0, 2) if self.batch_first else x) if batched else x.reshape(x.shape[0], 1, I)
+        T, B, _ = x.shape
+        if h0 is None:
+            h = Tensor(np.zeros((B, H), self.dtype))
+        else:
+            h0 = _as_input("AttentionRNN", "h0", h0, self.dtype)
+            want = (1, B, H) if batched else (1, H)
+            if h0.shape != want:
+                raise ValueError(f"AttentionRNN: expected h0 of shape {want}, got {h0.shape}")
+            h = h0.reshape(B, H)
+        policy = as_truncation(truncate)
+
+        with mg.scope("l0"):
+            xw = x.reshape(T * B, I) @ self.weight_ih.T  # all input projections at once
+            if self.bias:
+                xw = xw + (self.bias_ih + self.bias_hh)
+            xws = mg.unbind(xw.reshape(T, B, H))
+            W_hhT, W_chT, scale = self.weight_hh.T, self.weight_ch.T, 1.0 / math.sqrt(H)
+            memory, hs, weights = [h], [], []
+            for t, xw_t in enumerate(xws, start=1):
+                with mg.scope(f"t={t}"):
+                    M = mg.stack(memory, axis=1)  # (B, t, H): h_0 … h_{t-1}
+                    scores = (M @ h.reshape(B, H, 1)).reshape(B, t) * scale  # h_{t-1} · h_k / √H
+                    alpha = mg.softmax(scores, axis=-1)  # α_{t,k}
+                    c = (alpha.reshape(B, 1, t) @ M).reshape(B, H)  # c_t = Σ_k α_{t,k} h_k
+                    h_t = mg.tanh(xw_t + h @ W_hhT + c @ W_chT)  # h_t = tanh(W_ih x_t + b + W_hh h + W_ch c_t)
+                hs.append(h_t)
+                memory.append(h_t)
+                weights.append(alpha.data)
+                h = policy.carry(t, h_t) if policy is not None and t < T else h_t
+        out, h_n = mg.stack(hs), hs[-1].reshape(1, B, H)
+        if not batched:
+            out, h_n = out.reshape(T, H), h_n.reshape(1, H)
+        elif self.batch_first:
+            out = mg.transpose(out, 1, 0, 2)
+        return (out, h_n, weights) if return_attention else (out, h_n)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
