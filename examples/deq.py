@@ -63,14 +63,14 @@ def grads_by_unroll(layer: FixedPointLayer, x, y, tol: float, max_iter: int) -> 
     x_proj = x @ layer.U.T + layer.b
     h = mg.tensor(np.zeros((x.shape[0], layer.W.shape[0])))
     residuals = []
-    for k in range(1, max_iter + 1):
+    for _ in range(max_iter):
         h_new = layer.step(h, x_proj)  # h_k = f(h_{k−1}), recorded
         residuals.append(float(np.abs(h_new.data - h.data).max()))
         h = h_new
         if residuals[-1] < tol:
             break
     layer.loss(h, y).backward()  # BPTT through all k steps
-    return {n: p.grad.copy() for n, p in layer.named_parameters()}, k, residuals
+    return {n: p.grad.copy() for n, p in layer.named_parameters()}, len(residuals), residuals
 
 
 def grads_by_implicit(layer: FixedPointLayer, x, y, tol: float, max_iter: int) -> tuple[dict, int, list]:
@@ -97,7 +97,7 @@ def grads_by_implicit(layer: FixedPointLayer, x, y, tol: float, max_iter: int) -
         x_proj_const = x @ layer.U.T + layer.b
     z_h = layer.step(h_var, x_proj_const, W=mg.tensor(layer.W.data))
     v, residuals = g.copy(), []
-    for k in range(1, max_iter + 1):
+    for _ in range(max_iter):
         h_var.grad = None
         z_h.backward(v, retain_graph=True)  # h_var.grad = Jᵀ v
         v_new = g + h_var.grad  # v ← g + Jᵀ v
@@ -106,7 +106,7 @@ def grads_by_implicit(layer: FixedPointLayer, x, y, tol: float, max_iter: int) -
         if residuals[-1] < tol:
             break
     z.backward(v)  # vᵀ ∂f/∂θ into W.grad, U.grad, b.grad
-    return {n: p.grad.copy() for n, p in layer.named_parameters()}, k, residuals
+    return {n: p.grad.copy() for n, p in layer.named_parameters()}, len(residuals), residuals
 
 
 def measure(fn, *args, repeat: int = 3) -> tuple[float, float, tuple]:
