@@ -1,0 +1,817 @@
+"""The comparison suite: minigrad's generic reverse mode against hand-written BPTT, side by side.
+
+The same float64 weights and data go through two programs that share no code:
+
+* minigrad: ``models.RNN/GRU/LSTM`` record the unrolled graph and ``loss.backward()`` walks it;
+* ``models.reference``: BPTT written out by hand in numpy (and the O(T²) path sum and RTRL).
+
+The loss is linear in the outputs, so each upstream gradient is a fixed random array:
+
+    L = Σ_t <dout_t, out_t> + <dh_n, h_n>  (+ <dc_n, c_n> for the LSTM)
+
+and for every parameter θ (and dx, dh0, dc0, and δh_t = dL/dh_t of every step, read from
+``retain_grad``) the suite reports
+
+    max abs diff = max_i |a_i − b_i|,    max rel diff = max_i |a_i − b_i| / max(|a_i|, |b_i|)
+
+(entries where both are 0 count as 0), and the time each method took (forward + backward,
+best of ``repeat`` runs). In float64 both must agree to ≤ 1e-10.
+
+Command line (``minigrad compare`` or ``python -m models.compare``):
+
+    minigrad compare                         # the full grid, a table and a verdict; exit 1 if any diff > tol
+    minigrad compare --brief --sizes T=8,H=6 # one line per case, smaller sizes
+    minigrad compare --scaling               # path sum O(T²) against BPTT and minigrad O(T), log-log slopes, plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import minigrad as mg
+from minigrad.serialization import atomic_write
+
+from . import reference
+from .rnn import GRU, LSTM, RNN
+
+__all__ = [
+    "TOL",
+    "MODELS",
+    "Sizes",
+    "Setting",
+    "Case",
+    "Row",
+    "settings_grid",
+    "case_data",
+    "minigrad_bptt",
+    "reference_bptt",
+    "compare_case",
+    "compare_path_sum_and_rtrl",
+    "worked_example_minigrad",
+    "compare_worked_example",
+    "run_suite",
+    "format_table",
+    "verdict",
+    "ScalingPoint",
+    "scaling_check",
+    "loglog_slopes",
+    "format_scaling",
+    "plot_scaling",
+    "main",
+]
+
+TOL = 1e-10  # float64: both programs round differently, but never by more than this
+
+# model name -> (reference mode, nonlinearity)
+MODELS: dict[str, tuple[str, str]] = {
+    "rnn-tanh": ("rnn", "tanh"),
+    "rnn-relu": ("rnn", "relu"),
+    "rnn-identity": ("rnn", "identity"),
+    "gru": ("gru", "tanh"),
+    "lstm": ("lstm", "tanh"),
+}
+
+# The lecture notes' worked example (2 steps, scalar linear RNN): the numbers printed in the notes.
+NOTES = {
+    "L": 12.8125,
+    "dL/dW_hy": -12.875,
+    "dL/dW_hh": -3.25,
+    "dL/dW_xh": -25.75,
+    "dL/dh_1": -12.75,
+    "dL/dh_2": -6.5,
+}
+
+
+# ---------------------------------------------------------------------------
+# What is compared: sizes, settings, cases
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sizes:
+    """Sequence length T, batch B, input size I, hidden size H."""
+
+    T: int = 16
+    B: int = 4
+    I: int = 5
+    H: int = 8
+
+    @classmethod
+    def parse(cls, text: str) -> Sizes:
+        """``"T=16,B=4,I=5,H=8"`` (any subset, the rest default) or four numbers ``"16,4,5,8"``."""
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        values: dict[str, int] = {}
+        try:
+            if parts and all("=" not in p for p in parts):
+                if len(parts) != 4:
+                    raise ValueError
+                values = dict(zip("TBIH", (int(p) for p in parts)))
+            else:
+                for p in parts:
+                    key, _, val = p.partition("=")
+                    key = key.strip().upper()
+                    if key not in ("T", "B", "I", "H") or key in values:
+                        raise ValueError
+                    values[key] = int(val)
+        except ValueError:
+            raise ValueError(f"--sizes: expected 'T=16,B=4,I=5,H=8' or '16,4,5,8', got {text!r}") from None
+        bad = {k: v for k, v in values.items() if v < 1}
+        if bad:
+            raise ValueError(f"--sizes: every size must be a positive integer, got {bad}")
+        return cls(**values)
+
+    def __str__(self) -> str:
+        return f"T={self.T}, B={self.B}, I={self.I}, H={self.H}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the grid: layers, directions and truncation (None = full BPTT)."""
+
+    num_layers: int = 1
+    bidirectional: bool = False
+    truncate: int | None = None
+    T: int | None = None  # only to label truncate=T
+
+    @property
+    def label(self) -> str:
+        k = "full" if self.truncate is None else f"k={self.truncate}"
+        if self.truncate is not None and self.truncate == self.T:
+            k = f"k=T={self.T}"
+        return f"L={self.num_layers} {'bidir' if self.bidirectional else 'uni'} {k}"
+
+
+def settings_grid(T: int) -> list[Setting]:
+    """1 and 2 layers × uni/bidirectional × truncate in {None, 1, 3, T}."""
+    return [
+        Setting(L, bidir, k, T)
+        for L in (1, 2)
+        for bidir in (False, True)
+        for k in (None, 1, 3, T)  # k = T cuts nothing: the same gradients as full BPTT
+    ]
+
+
+@dataclass
+class Row:
+    """One line of the table: one quantity compared between method A and method B."""
+
+    model: str
+    setting: str
+    methods: tuple[str, str]
+    quantity: str
+    max_abs: float
+    max_rel: float
+    times: tuple[float | None, float | None] | None = None  # seconds; on the first row of a case only
+
+    def passed(self, tol: float) -> bool:
+        return self.max_abs <= tol  # False for NaN too
+
+
+@dataclass
+class Case:
+    """Method A against method B on one model and setting: the arrays compared and the times."""
+
+    model: str
+    setting: str
+    methods: tuple[str, str]
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]]
+    times: tuple[float | None, float | None] = (None, None)
+    rows: list[Row] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = []
+        for quantity, (a, b) in self.pairs.items():
+            max_abs, max_rel = diff(a, b)
+            first = not self.rows
+            self.rows.append(
+                Row(self.model, self.setting, self.methods, quantity, max_abs, max_rel, self.times if first else None)
+            )
+
+    def worst(self) -> Row:
+        return max(self.rows, key=lambda r: (math.isnan(r.max_abs), r.max_abs))
+
+
+def diff(a: Any, b: Any) -> tuple[float, float]:
+    """(max |a − b|, max |a − b| / max(|a|, |b|)); a shape mismatch or NaN gives inf/NaN, never a pass."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return math.inf, math.inf
+    if a.size == 0:
+        return 0.0, 0.0
+    d = np.abs(a - b)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    rel = np.divide(d, scale, out=np.zeros_like(d), where=scale > 0)
+    if np.isnan(d).any():
+        return math.nan, math.nan
+    return float(d.max()), float(rel.max())
+
+
+def _best_time(fn: Callable[[], Any], repeat: int) -> tuple[Any, float]:
+    """fn's result and its best wall time over ``repeat`` runs (seconds)."""
+    best, result = math.inf, None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return result, best
+
+
+# ---------------------------------------------------------------------------
+# The two programs
+# ---------------------------------------------------------------------------
+@dataclass
+class CaseData:
+    """Inputs and upstream gradients of one case (float64, from the seed)."""
+
+    x: np.ndarray  # (T, B, I)
+    h0: np.ndarray  # (L*D, B, H)
+    c0: np.ndarray | None  # (L*D, B, H), LSTM only
+    dout: np.ndarray  # (T, B, D*H) = ∂L/∂out
+    dh_n: np.ndarray  # (L*D, B, H) = ∂L/∂h_n
+    dc_n: np.ndarray | None  # (L*D, B, H) = ∂L/∂c_n, LSTM only
+
+
+def make_layer(model: str, setting: Setting, sizes: Sizes, seed: int) -> RNN | GRU | LSTM:
+    """The minigrad layer of a case, PyTorch's init from ``seed`` (float64)."""
+    mode, nonlinearity = MODELS[model]
+    kw = dict(num_layers=setting.num_layers, bidirectional=setting.bidirectional, rng=seed)
+    if mode == "rnn":
+        return RNN(sizes.I, sizes.H, nonlinearity=nonlinearity, **kw)
+    return {"gru": GRU, "lstm": LSTM}[mode](sizes.I, sizes.H, **kw)
+
+
+def case_data(model: str, setting: Setting, sizes: Sizes, seed: int) -> CaseData:
+    """Standard-normal x, h0, c0 and upstream gradients for one case."""
+    rng = np.random.default_rng(seed)
+    T, B, I, H = sizes.T, sizes.B, sizes.I, sizes.H
+    D = 2 if setting.bidirectional else 1
+    LD, lstm = setting.num_layers * D, MODELS[model][0] == "lstm"
+    x, h0 = rng.standard_normal((T, B, I)), rng.standard_normal((LD, B, H))
+    c0 = rng.standard_normal((LD, B, H)) if lstm else None
+    dout, dh_n = rng.standard_normal((T, B, D * H)), rng.standard_normal((LD, B, H))
+    dc_n = rng.standard_normal((LD, B, H)) if lstm else None
+    return CaseData(x, h0, c0, dout, dh_n, dc_n)
+
+
+def minigrad_bptt(layer: RNN | GRU | LSTM, data: CaseData, truncate: int | None) -> dict[str, np.ndarray]:
+    """Generic reverse mode: forward with the layer, L = Σ <dout, out> + <dh_n, h_n> (+ <dc_n, c_n>), backward.
+
+    Returns out, h_n (c_n), every parameter's grad under its state_dict name, dx, dh0 (dc0), and
+    "δh_t[tag]" (T, B, H) = dL/dh_t of every step from ``retain_grad`` ("δc_t[tag]" for the LSTM).
+    """
+    layer.zero_grad()
+    x = mg.Tensor(data.x, requires_grad=True)
+    h0 = mg.Tensor(data.h0, requires_grad=True)
+    if isinstance(layer, LSTM):
+        c0 = mg.Tensor(data.c0, requires_grad=True)
+        out, (h_n, c_n), states = layer(x, (h0, c0), truncate=truncate, return_states=True)
+        loss = (out * data.dout).sum() + (h_n * data.dh_n).sum() + (c_n * data.dc_n).sum()
+    else:
+        c0 = c_n = None
+        out, h_n, states = layer(x, h0, truncate=truncate, return_states=True)
+        loss = (out * data.dout).sum() + (h_n * data.dh_n).sum()
+    states.retain_grad()  # keep δh_t = dL/dh_t of every step
+    loss.backward()
+    res = {"out": out.data, "h_n": h_n.data}
+    if c_n is not None:
+        res["c_n"] = c_n.data
+    for name, p in layer.named_parameters():
+        res[name] = np.zeros_like(p.data) if p.grad is None else p.grad
+    res["dx"], res["dh0"] = x.grad, h0.grad
+    if c0 is not None:
+        res["dc0"] = c0.grad
+    for tag, dh in states.grads("h").items():
+        res[f"δh_t[{tag}]"] = dh
+    if c0 is not None:
+        for tag, dc in states.grads("c").items():
+            res[f"δc_t[{tag}]"] = dc
+    return res
+
+
+def reference_bptt(
+    model: str, setting: Setting, state_dict: dict[str, np.ndarray], data: CaseData
+) -> dict[str, np.ndarray]:
+    """Hand-written BPTT (``reference.stacked_bptt``) under the same keys as ``minigrad_bptt``."""
+    mode, nonlinearity = MODELS[model]
+    r = reference.stacked_bptt(
+        mode, state_dict, data.x, data.h0, data.dout, data.dh_n, data.c0, data.dc_n,
+        num_layers=setting.num_layers, bidirectional=setting.bidirectional,
+        truncate=setting.truncate, nonlinearity=nonlinearity,
+    )  # fmt: skip
+    res = {"out": r.out, "h_n": r.h_n}
+    if r.c_n is not None:
+        res["c_n"] = r.c_n
+    res.update(r.grads)
+    res["dx"], res["dh0"] = r.dx, r.dh0
+    if r.dc0 is not None:
+        res["dc0"] = r.dc0
+    res.update({f"δh_t[{tag}]": dh for tag, dh in r.dh.items()})
+    res.update({f"δc_t[{tag}]": dc for tag, dc in (r.dc or {}).items()})
+    return res
+
+
+def _pairs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], a_name: str, b_name: str) -> dict:
+    """Match two result dicts key by key; a key only one side has is an error (nothing skipped silently)."""
+    if set(a) != set(b):
+        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        raise KeyError(
+            f"{a_name} and {b_name} computed different quantities: only {a_name} {only_a}, only {b_name} {only_b}"
+        )
+    return {k: (a[k], b[k]) for k in a}
+
+
+def compare_case(model: str, setting: Setting, sizes: Sizes, seed: int = 0, repeat: int = 3) -> Case:
+    """minigrad against the hand-written BPTT on one model and setting."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}: choose from {', '.join(MODELS)}")
+    layer = make_layer(model, setting, sizes, seed)
+    data = case_data(model, setting, sizes, seed)
+    state_dict = layer.state_dict()
+    mg_res, t_mg = _best_time(lambda: minigrad_bptt(layer, data, setting.truncate), repeat)
+    ref_res, t_ref = _best_time(lambda: reference_bptt(model, setting, state_dict, data), repeat)
+    pairs = _pairs(mg_res, ref_res, "minigrad", "reference")
+    return Case(model, setting.label, ("minigrad", "bptt"), pairs, (t_mg, t_ref))
+
+
+# ---------------------------------------------------------------------------
+# The lecture notes' extras: path sum and RTRL against BPTT, the worked example
+# ---------------------------------------------------------------------------
+def compare_path_sum_and_rtrl(
+    nonlinearity: str, truncate: int | None, sizes: Sizes, seed: int = 0, repeat: int = 1
+) -> list[Case]:
+    """The O(T²) path sum and RTRL (forward mode) against BPTT for one Elman layer (T ≤ 12)."""
+    model = f"rnn-{nonlinearity}"
+    T = min(sizes.T, 12)
+    setting = Setting(1, False, truncate, T)
+    small = Sizes(T, sizes.B, sizes.I, sizes.H)
+    params = {k[: -len("_l0")]: v for k, v in make_layer(model, setting, small, seed).state_dict().items()}
+    data = case_data(model, setting, small, seed)
+    args = (params, data.x, data.h0[0], data.dout, data.dh_n[0])
+    kw = dict(nonlinearity=nonlinearity, truncate=truncate)
+
+    bptt, t_bptt = _best_time(lambda: reference.rnn_bptt(*args, **kw), repeat)
+    ps, t_ps = _best_time(lambda: reference.path_sum_grads(*args, **kw), repeat)
+    rtrl, t_rtrl = _best_time(lambda: reference.rtrl_grads(*args, **kw), repeat)
+
+    def as_dict(r: reference.BPTTResult) -> dict[str, np.ndarray]:
+        return {**r.grads, "dx": r.dx, "dh0": r.dh0, "δh_t": r.dh}
+
+    label = f"T={T} " + ("full" if truncate is None else f"k={truncate}")
+    ps_case = Case(
+        model, label, ("path-sum", "bptt"), _pairs(as_dict(ps), as_dict(bptt), "path-sum", "bptt"), (t_ps, t_bptt)
+    )
+    rtrl_res = {**{k: v for k, v in rtrl.items() if k != "h0"}, "dh0": rtrl["h0"]}
+    bptt_res = {**bptt.grads, "dh0": bptt.dh0}
+    rtrl_case = Case(model, label, ("rtrl", "bptt"), _pairs(rtrl_res, bptt_res, "rtrl", "bptt"), (t_rtrl, t_bptt))
+    return [ps_case, rtrl_case]
+
+
+def worked_example_minigrad() -> dict[str, float]:
+    """The notes' worked example written with minigrad ops; backward gives every number.
+
+    h_t = W_xh x_t + W_hh h_{t−1},  y_t = W_hy h_t,  L = Σ_t (y_t − target_t)²
+    x = [1, 2], target = [2, 5], h_0 = 0, W_xh = 0.5, W_hh = 1.5, W_hy = 1.0
+    """
+    W_xh = mg.Tensor(0.5, requires_grad=True, name="W_xh")
+    W_hh = mg.Tensor(1.5, requires_grad=True, name="W_hh")
+    W_hy = mg.Tensor(1.0, requires_grad=True, name="W_hy")
+    h = mg.Tensor(0.0, name="h_0")
+    hs, L = [], None
+    for t, (x_t, target_t) in enumerate(zip([1.0, 2.0], [2.0, 5.0]), start=1):
+        with mg.scope(f"t={t}"):
+            h = W_xh * x_t + W_hh * h  # h_t = W_xh x_t + W_hh h_{t−1}
+            h.retain_grad()  # δh_t = dL/dh_t
+            y = W_hy * h  # y_t = W_hy h_t
+            loss_t = (y - target_t) ** 2  # ℓ_t = (y_t − target_t)²
+        hs.append(h)
+        L = loss_t if L is None else L + loss_t
+    L.backward()
+    return {
+        "L": float(L.data),
+        "dL/dW_hy": float(W_hy.grad),
+        "dL/dW_hh": float(W_hh.grad),
+        "dL/dW_xh": float(W_xh.grad),
+        "dL/dh_1": float(hs[0].grad),
+        "dL/dh_2": float(hs[1].grad),
+    }
+
+
+def compare_worked_example() -> list[Case]:
+    """minigrad, the hand-written scalar BPTT and the path sum against the numbers in the notes."""
+    mg_res, t_mg = _best_time(worked_example_minigrad, 1)
+    ref, t_ref = _best_time(reference.worked_example, 1)
+    path_sum = ref.pop("path_sum")
+    notes_grads = {k: v for k, v in NOTES.items() if k != "L"}
+    return [
+        Case(
+            "worked example",
+            "notes, T=2",
+            ("minigrad", "notes"),
+            _pairs(mg_res, NOTES, "minigrad", "notes"),
+            (t_mg, None),
+        ),
+        Case("worked example", "notes, T=2", ("bptt", "notes"), _pairs(ref, NOTES, "bptt", "notes"), (t_ref, None)),
+        Case("worked example", "notes, T=2", ("path-sum", "notes"), _pairs(path_sum, notes_grads, "path-sum", "notes")),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# The whole suite, the table and the verdict
+# ---------------------------------------------------------------------------
+class _Progress:
+    """``[ 12/96] gru L=2 bidir k=3`` rewritten in place on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, stream: Any = None):
+        self.total, self.i = total, 0
+        self.stream = sys.stderr if stream is None else stream
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def step(self, what: str) -> None:
+        self.i += 1
+        if self.live:
+            self.stream.write(f"\r[{self.i:>{len(str(self.total))}}/{self.total}] {what:<50}")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\r" + " " * 70 + "\r")
+            self.stream.flush()
+
+
+def run_suite(
+    sizes: Sizes = Sizes(),
+    seed: int = 0,
+    models: Iterable[str] = tuple(MODELS),
+    repeat: int = 3,
+    extras: bool = True,
+    progress: bool = True,
+) -> list[Case]:
+    """Every model × setting of the grid, then (``extras``) path sum / RTRL and the worked example."""
+    models = list(models)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}: choose from {', '.join(MODELS)}")
+    grid = settings_grid(sizes.T)
+    rnn_nls = [MODELS[m][1] for m in models if MODELS[m][0] == "rnn"] if extras else []
+    jobs: list[tuple[str, Callable[[], list[Case]]]] = []
+    for model in models:
+        for s in grid:
+            jobs.append((f"{model} {s.label}", lambda m=model, s=s: [compare_case(m, s, sizes, seed, repeat)]))
+    for nl in rnn_nls:
+        for k in (None, 3):
+            jobs.append(
+                (f"path sum / RTRL rnn-{nl}", lambda nl=nl, k=k: compare_path_sum_and_rtrl(nl, k, sizes, seed, repeat))
+            )
+    if extras:
+        jobs.append(("worked example", compare_worked_example))
+    bar = _Progress(len(jobs)) if progress else None
+    cases: list[Case] = []
+    try:
+        for what, job in jobs:
+            if bar:
+                bar.step(what)
+            cases.extend(job())
+    finally:
+        if bar:
+            bar.close()
+    return cases
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1e3:.2f} ms"
+
+
+def format_table(cases: list[Case], tol: float = TOL, brief: bool = False) -> str:
+    """model × setting × quantity → max abs diff, max rel diff, time of method A and of method B.
+
+    ``brief``: one line per case, its worst quantity. A row above ``tol`` is marked ``FAIL``.
+    """
+    head = (
+        "model",
+        "setting",
+        "A vs B",
+        "quantity" if not brief else "worst quantity",
+        "max abs",
+        "max rel",
+        "time A",
+        "time B",
+        "",
+    )
+    lines = []
+    for case in cases:
+        rows = [case.worst()] if brief else case.rows
+        for i, r in enumerate(rows):
+            times = case.times if (brief or i == 0) else (None, None)
+            lines.append(
+                (
+                    r.model, r.setting, f"{r.methods[0]} vs {r.methods[1]}", r.quantity,
+                    f"{r.max_abs:.1e}", f"{r.max_rel:.1e}", _ms(times[0]), _ms(times[1]),
+                    "" if r.passed(tol) else "FAIL",
+                )
+            )  # fmt: skip
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    right = {4, 5, 6, 7}  # numbers are right-aligned
+
+    def fmt(cells: tuple) -> str:
+        return "  ".join(
+            str(c).rjust(w) if j in right else str(c).ljust(w) for j, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    out = [fmt(head), "  ".join("-" * w for w in widths).rstrip()]
+    prev = None
+    for cells in lines:
+        if prev is not None and cells[0] != prev:
+            out.append("")  # a blank line between models
+        out.append(fmt(cells))
+        prev = cells[0]
+    return "\n".join(out)
+
+
+def verdict(cases: list[Case], tol: float = TOL) -> tuple[bool, str]:
+    """(all within tol, one line saying so, naming the worst or every failing quantity)."""
+    rows = [r for c in cases for r in c.rows]
+    if not rows:
+        return False, "FAIL: nothing was compared"
+    failed = [r for r in rows if not r.passed(tol)]
+    n_cases = len(cases)
+    if not failed:
+        w = max(rows, key=lambda r: r.max_abs)
+        return True, (
+            f"PASS: {len(rows)} quantities in {n_cases} comparisons agree to <= {tol:g} max abs diff "
+            f"(worst {w.max_abs:.1e}: {w.model} {w.setting} {w.quantity}, {w.methods[0]} vs {w.methods[1]})"
+        )
+    names = "; ".join(
+        f"{r.model} {r.setting} {r.quantity} ({r.methods[0]} vs {r.methods[1]}: {r.max_abs:.1e})" for r in failed[:10]
+    )
+    more = f"; … and {len(failed) - 10} more" if len(failed) > 10 else ""
+    return False, f"FAIL: {len(failed)} of {len(rows)} quantities differ by more than {tol:g}: {names}{more}"
+
+
+# ---------------------------------------------------------------------------
+# Scaling: the path sum is O(T²), BPTT and minigrad are O(T)
+# ---------------------------------------------------------------------------
+SCALING_T = (10, 20, 50, 100, 200, 300, 500, 1000)
+SCALING_METHODS = ("path-sum", "bptt", "minigrad")
+
+
+@dataclass
+class ScalingPoint:
+    """Times (seconds; None = skipped) of each method at one T, and how far path sum / minigrad are from BPTT."""
+
+    T: int
+    seconds: dict[str, float | None]
+    max_abs: dict[str, float | None]
+    grad_scale: float = 1.0  # max |∂L/∂θ| by BPTT: the diffs are judged relative to max(1, this)
+
+
+def _linear_rnn(sizes: Sizes, seed: int) -> dict[str, np.ndarray]:
+    """A linear (identity) Elman layer with W_hh = 0.9·(orthogonal): h_t stays bounded for any T."""
+    rng = np.random.default_rng(seed)
+    H, I = sizes.H, sizes.I
+    Q, _ = np.linalg.qr(rng.standard_normal((H, H)))
+    k = 1 / np.sqrt(H)
+    return {
+        "weight_ih_l0": rng.uniform(-k, k, (H, I)),
+        "weight_hh_l0": 0.9 * Q,
+        "bias_ih_l0": rng.uniform(-k, k, H),
+        "bias_hh_l0": rng.uniform(-k, k, H),
+    }
+
+
+def _time_enough(fn: Callable[[], Any], repeat: int, min_total: float = 0.2) -> tuple[Any, float]:
+    """Best time of up to ``repeat`` runs, stopping once ``min_total`` seconds were spent."""
+    best, spent, result = math.inf, 0.0, None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        result = fn()
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+        if spent >= min_total:
+            break
+    return result, best
+
+
+def scaling_check(
+    Ts: Iterable[int] = SCALING_T,
+    sizes: Sizes = Sizes(B=1),
+    seed: int = 0,
+    budget: float = 3.0,
+    repeat: int = 3,
+    progress: bool = True,
+) -> list[ScalingPoint]:
+    """Time ∂L/∂θ of the linear RNN with ℓ_t = ½‖h_t‖² by the path sum, BPTT and minigrad.
+
+    The path sum runs while its predicted time (last time × (T/T_last)²) stays under ``budget``
+    seconds; BPTT and minigrad run at every T.
+    """
+    sd = _linear_rnn(sizes, seed)
+    params = {k[: -len("_l0")]: v for k, v in sd.items()}
+    layer = RNN(sizes.I, sizes.H, nonlinearity="identity")
+    layer.load_state_dict(sd)
+    points: list[ScalingPoint] = []
+    last_ps: tuple[int, float] | None = None
+    Ts = sorted(set(int(T) for T in Ts))
+    bar = _Progress(len(Ts)) if progress else None
+
+    def minigrad_grads(x: np.ndarray) -> dict[str, np.ndarray]:
+        layer.zero_grad()
+        out, _ = layer(mg.Tensor(x))
+        loss = 0.5 * (out * out).sum()  # L = Σ_t ½‖h_t‖²
+        loss.backward()
+        return {n[: -len("_l0")]: p.grad for n, p in layer.named_parameters()}
+
+    try:
+        for T in Ts:
+            if bar:
+                bar.step(f"scaling T={T}")
+            x = np.random.default_rng([seed, T]).standard_normal((T, sizes.B, sizes.I))
+            args = (params, x, None, reference.half_sq_norm)
+            bptt, t_bptt = _time_enough(lambda: reference.rnn_bptt(*args, nonlinearity="identity").grads, repeat)
+            mgr, t_mg = _time_enough(lambda: minigrad_grads(x), repeat)
+            seconds: dict[str, float | None] = {"path-sum": None, "bptt": t_bptt, "minigrad": t_mg}
+            max_abs: dict[str, float | None] = {"path-sum": None, "minigrad": _max_abs_over(mgr, bptt)}
+            if last_ps is None or last_ps[1] * (T / last_ps[0]) ** 2 <= budget:
+                ps, t_ps = _time_enough(lambda: reference.path_sum_grads(*args, nonlinearity="identity").grads, repeat)
+                seconds["path-sum"], max_abs["path-sum"] = t_ps, _max_abs_over(ps, bptt)
+                last_ps = (T, t_ps)
+            scale = max(float(np.abs(g).max()) for g in bptt.values())
+            points.append(ScalingPoint(T, seconds, max_abs, scale))
+    finally:
+        if bar:
+            bar.close()
+    return points
+
+
+def _max_abs_over(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    return max(diff(a[k], b[k])[0] for k in b)
+
+
+def loglog_slopes(points: list[ScalingPoint], min_T: int = 50) -> dict[str, float | None]:
+    """Least-squares slope of log(time) against log(T) per method, over T ≥ min_T (time ∝ T^slope).
+
+    Small T is left out of the fit: there a fixed per-call cost, not the work per step, dominates.
+    """
+    slopes: dict[str, float | None] = {}
+    for m in SCALING_METHODS:
+        pts = [(p.T, p.seconds[m]) for p in points if p.seconds[m] is not None and p.T >= min_T]
+        if len(pts) < 2:
+            pts = [(p.T, p.seconds[m]) for p in points if p.seconds[m] is not None]
+        if len(pts) < 2:
+            slopes[m] = None
+            continue
+        Ts, ts = np.log([t for t, _ in pts]), np.log([s for _, s in pts])
+        slopes[m] = float(np.polyfit(Ts, ts, 1)[0])
+    return slopes
+
+
+def format_scaling(points: list[ScalingPoint], min_T: int = 50) -> str:
+    """The timing table, the fitted slopes and the agreement of the three methods."""
+    head = ("T", "path-sum", "bptt", "minigrad", "path-sum vs bptt", "minigrad vs bptt")
+    lines = [
+        (
+            str(p.T), _ms(p.seconds["path-sum"]) or "skipped", _ms(p.seconds["bptt"]), _ms(p.seconds["minigrad"]),
+            "" if p.max_abs["path-sum"] is None else f"{p.max_abs['path-sum']:.1e}", f"{p.max_abs['minigrad']:.1e}",
+        )
+        for p in points
+    ]  # fmt: skip
+    widths = [max(len(x) for x in col) for col in zip(head, *lines)]
+    fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    out = [
+        "Scaling: linear RNN h_t = W_ih x_t + b + W_hh h_{t-1}, L = Σ_t ½‖h_t‖², time of ∂L/∂θ (max abs diffs vs bptt)",
+        fmt(head),
+        "  ".join("-" * w for w in widths),
+    ]
+    out += [fmt(c) for c in lines]
+    slopes = loglog_slopes(points, min_T)
+    expect = {"path-sum": "O(T²) → 2", "bptt": "O(T) → 1", "minigrad": "O(T) → 1"}
+    out.append(
+        f"log-log slope of time against T (fitted over T ≥ {min_T}): "
+        + ", ".join(f"{m} {'n/a' if s is None else f'{s:.2f}'} ({expect[m]})" for m, s in slopes.items())
+    )
+    return "\n".join(out)
+
+
+def plot_scaling(points: list[ScalingPoint], path: str | Path) -> Path | None:
+    """Log-log plot of time against T with T and T² guide lines; None (and a note) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed, so no plot: pip install 'minigrad[plots]')")
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    slopes = loglog_slopes(points)
+    for m, marker in zip(SCALING_METHODS, "osD"):
+        pts = [(p.T, p.seconds[m]) for p in points if p.seconds[m] is not None]
+        if pts:
+            Ts, ts = zip(*pts)
+            s = slopes[m]
+            ax.loglog(Ts, ts, marker=marker, label=f"{m} (slope {s:.2f})" if s is not None else m)
+    for power, anchor, style in ((1, "bptt", ":"), (2, "path-sum", "--")):
+        pts = [(p.T, p.seconds[anchor]) for p in points if p.seconds[anchor] is not None]
+        if pts:
+            T0, t0 = pts[-1]
+            Ts = np.array([p.T for p in points], dtype=float)
+            ax.loglog(Ts, t0 * (Ts / T0) ** power, style, color="grey", lw=1, label=f"∝ T{'²' if power == 2 else ''}")
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("time of ∂L/∂θ (s)")
+    ax.set_title("Path sum O(T²) against BPTT and minigrad O(T)\nlinear RNN, ℓ_t = ½‖h_t‖²")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    path = Path(path)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="minigrad compare",
+        description="Compare minigrad's reverse mode with hand-written BPTT (and the path sum, RTRL, "
+        "the notes' worked example): a table per model, setting and parameter, exit 1 above tolerance.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--tol", type=float, default=TOL, help="largest allowed max abs diff")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and data")
+    p.add_argument("--sizes", type=Sizes.parse, default=Sizes(), help="T,B,I,H as 'T=16,B=4,I=5,H=8' or '16,4,5,8'")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
+    p.add_argument("--repeat", type=int, default=3, help="time each method as the best of this many runs")
+    p.add_argument(
+        "--brief", action="store_true", help="one line per case (its worst quantity) instead of one per quantity"
+    )
+    p.add_argument("--no-extras", action="store_true", help="skip path sum / RTRL and the worked example")
+    g = p.add_argument_group("scaling check (--scaling runs it instead of the comparison)")
+    g.add_argument("--scaling", action="store_true", help="time path sum, BPTT and minigrad over T; fit log-log slopes")
+    g.add_argument("--T", dest="scaling_T", default=",".join(map(str, SCALING_T)), help="sequence lengths to time")
+    g.add_argument(
+        "--budget", type=float, default=3.0, help="run the path sum only while it should take under this many seconds"
+    )
+    g.add_argument("--plot", type=Path, default=Path("minigrad_scaling.png"), help="PNG plot of the scaling check")
+    g.add_argument("--no-plot", action="store_true", help="no PNG, only the table")
+    return p
+
+
+def _scaling_main(args: argparse.Namespace) -> int:
+    try:
+        Ts = [int(t) for t in args.scaling_T.split(",") if t.strip()]
+    except ValueError:
+        print(f"minigrad compare: --T must be comma-separated integers, got {args.scaling_T!r}", file=sys.stderr)
+        return 2
+    if not Ts or min(Ts) < 1:
+        print(f"minigrad compare: --T needs positive sequence lengths, got {args.scaling_T!r}", file=sys.stderr)
+        return 2
+    sizes = Sizes(T=max(Ts), B=1 if args.sizes == Sizes() else args.sizes.B, I=args.sizes.I, H=args.sizes.H)
+    print(f"sizes: B={sizes.B}, I={sizes.I}, H={sizes.H}; seed {args.seed}; path sum while under {args.budget:g} s")
+    points = scaling_check(Ts, sizes, args.seed, args.budget, args.repeat)
+    print(format_scaling(points))
+    if not args.no_plot:
+        path = plot_scaling(points, args.plot)
+        if path is not None:
+            print(f"plot: {path}")
+    worst = max((d / max(1.0, p.grad_scale), p.T) for p in points for d in p.max_abs.values() if d is not None)
+    ok = worst[0] <= args.tol
+    print(
+        ("PASS" if ok else "FAIL")
+        + f": path sum, BPTT and minigrad agree at every T to {worst[0]:.1e} (≤ {args.tol:g} needed) "
+        f"max abs diff / max(1, largest gradient entry); worst at T={worst[1]}"
+    )
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``minigrad compare``: print the comparison table and a verdict; 0 if every diff ≤ --tol, else 1."""
+    args = _parser().parse_args(argv)
+    if args.scaling:
+        return _scaling_main(args)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        print(f"minigrad compare: unknown model(s) {unknown}; choose from {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    print(f"sizes: {args.sizes}; seed {args.seed}; float64; tolerance {args.tol:g} (max abs diff)")
+    cases = run_suite(args.sizes, args.seed, models, args.repeat, extras=not args.no_extras)
+    print(format_table(cases, args.tol, brief=args.brief))
+    ok, line = verdict(cases, args.tol)
+    print(f"({time.perf_counter() - t0:.1f} s)")
+    print(line)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
