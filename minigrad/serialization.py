@@ -56,6 +56,10 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array has no context manager, no names
             raise ValueError("it holds a single array (.npy), not an archive of named arrays")
         with z:
-            return {k: z[k] for k in z.files}
+            state = {k: z[k] for k in z.files}
+        for k, v in state.items():
+            if not isinstance(v, np.ndarray):  # numpy hands back other zip members as raw bytes
+                raise ValueError(f"member {k!r} is not a .npy array")
+        return state
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ValueError(f"load: {path} is not a minigrad .npz parameter file (or it is truncated): {e}") from None
