@@ -478,7 +478,12 @@ def run_suite(
         for what, job in jobs:
             if bar:
                 bar.step(what)
-            cases.extend(job())
+            try:
+                cases.extend(job())
+            except Exception as e:  # one broken case becomes a FAIL row; the rest of the table still prints
+                model, _, setting = what.partition(" ")
+                error = f"error {type(e).__name__}: {e}"[:100]
+                cases.append(Case(model, setting, ("minigrad", "bptt"), {error: (np.array(np.nan), np.array(0.0))}))
     finally:
         if bar:
             bar.close()
@@ -739,6 +744,13 @@ def plot_scaling(points: list[ScalingPoint], path: str | Path) -> Path | None:
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
+def _sizes_arg(text: str) -> Sizes:
+    try:
+        return Sizes.parse(text)
+    except ValueError as e:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--sizes: ")) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="minigrad compare",
@@ -748,7 +760,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tol", type=float, default=TOL, help="largest allowed max abs diff")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and data")
-    p.add_argument("--sizes", type=Sizes.parse, default=Sizes(), help="T,B,I,H as 'T=16,B=4,I=5,H=8' or '16,4,5,8'")
+    p.add_argument(
+        "--sizes",
+        type=_sizes_arg,
+        default=None,
+        help="T,B,I,H as 'T=16,B=4,I=5,H=8' or '16,4,5,8' (default T=16,B=4,I=5,H=8; with --scaling B=1,I=5,H=8, T from --T)",
+    )
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
     p.add_argument("--repeat", type=int, default=3, help="time each method as the best of this many runs")
     p.add_argument(
@@ -775,7 +792,8 @@ def _scaling_main(args: argparse.Namespace) -> int:
     if not Ts or min(Ts) < 1:
         print(f"minigrad compare: --T needs positive sequence lengths, got {args.scaling_T!r}", file=sys.stderr)
         return 2
-    sizes = Sizes(T=max(Ts), B=1 if args.sizes == Sizes() else args.sizes.B, I=args.sizes.I, H=args.sizes.H)
+    given = args.sizes or Sizes(B=1)
+    sizes = Sizes(T=max(Ts), B=given.B, I=given.I, H=given.H)
     print(f"sizes: B={sizes.B}, I={sizes.I}, H={sizes.H}; seed {args.seed}; path sum while under {args.budget:g} s")
     points = scaling_check(Ts, sizes, args.seed, args.budget, args.repeat)
     print(format_scaling(points))
@@ -798,16 +816,20 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.scaling:
         return _scaling_main(args)
+    sizes = args.sizes or Sizes()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         print(f"minigrad compare: unknown model(s) {unknown}; choose from {', '.join(MODELS)}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    print(f"sizes: {args.sizes}; seed {args.seed}; float64; tolerance {args.tol:g} (max abs diff)")
-    cases = run_suite(args.sizes, args.seed, models, args.repeat, extras=not args.no_extras)
+    print(f"sizes: {sizes}; seed {args.seed}; float64; tolerance {args.tol:g} (max abs diff)")
+    cases = run_suite(sizes, args.seed, models, args.repeat, extras=not args.no_extras)
     print(format_table(cases, args.tol, brief=args.brief))
     ok, line = verdict(cases, args.tol)
+    if not args.no_extras:
+        we = worked_example_minigrad()
+        print("worked example through minigrad: " + ", ".join(f"{k} = {v:g}" for k, v in we.items()))
     print(f"({time.perf_counter() - t0:.1f} s)")
     print(line)
     return 0 if ok else 1
