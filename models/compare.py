@@ -51,6 +51,10 @@ __all__ = [
     "Setting",
     "Case",
     "Row",
+    "CaseData",
+    "NOTES",
+    "diff",
+    "make_layer",
     "settings_grid",
     "case_data",
     "minigrad_bptt",
@@ -591,7 +595,7 @@ def _linear_rnn(sizes: Sizes, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def _time_enough(fn: Callable[[], Any], repeat: int, min_total: float = 0.2) -> tuple[Any, float]:
+def _time_enough(fn: Callable[[], Any], repeat: int, min_total: float = 0.3) -> tuple[Any, float]:
     """Best time of up to ``repeat`` runs, stopping once ``min_total`` seconds were spent."""
     best, spent, result = math.inf, 0.0, None
     for _ in range(max(1, repeat)):
