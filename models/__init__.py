@@ -20,6 +20,8 @@ from .truncation import (
     TBPTTResult,
     TruncationPolicy,
     as_truncation,
+    checkpointed,
+    default_segments,
     detach_state,
     map_state,
     reset_state,

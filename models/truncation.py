@@ -39,6 +39,8 @@ __all__ = [
     "map_state",
     "tbptt_train",
     "TBPTTResult",
+    "checkpointed",
+    "default_segments",
 ]
 
 State = Any  # a Tensor, an (h, c) tuple, or nested lists/tuples of them (None allowed)
@@ -291,6 +293,101 @@ def tbptt_train(
     return result
 
 
+# ---------------------------------------------------------------------------
+# Checkpointing over time: keep √T states, recompute the rest in backward
+# ---------------------------------------------------------------------------
 def default_segments(T: int) -> int:
     """≈ √T segments for checkpointing over time."""
     return max(1, round(math.sqrt(T)))
+
+
+def checkpointed(
+    model: Callable[[Tensor, State], tuple[Tensor, State]],
+    x: Any,
+    state: State = None,
+    segments: int | None = None,
+    params: Sequence[Tensor] | None = None,
+) -> tuple[Tensor, State]:
+    """Run ``model`` over time in segments, keeping only the states at segment boundaries.
+
+    Forward: each segment runs under ``no_grad`` (no graph, no saved activations); the tape
+    gets one "checkpoint" node per segment. Backward: that node reruns its segment with the
+    graph on, from the saved boundary state, and backpropagates through it. Memory ≈ √T
+    steps' activations instead of T, for about one extra forward pass; the gradients are
+    those of full BPTT (the same ops run in the same order).
+
+    model(x_seg, state) -> (out_seg, state), time-major, deterministic (a RandomTruncation
+    policy inside would draw differently when recomputed). ``params``: the tensors to
+    differentiate besides x and the state (default: ``model.parameters()``).
+    Returns (out, state) like the model over the whole of x.
+    """
+    if getattr(model, "bidirectional", False):
+        raise ValueError(
+            "checkpointed: a bidirectional model cannot run in time segments (its reverse "
+            "direction reads the whole sequence first); checkpoint a unidirectional one"
+        )
+    if getattr(model, "batch_first", False):
+        raise ValueError(
+            "checkpointed: segments are cut along the first axis; use a time-major model (batch_first=False)"
+        )
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    T = x.shape[0]
+    n = default_segments(T) if segments is None else FixedTruncation(segments).k
+    n = min(n, T)
+    if params is None:
+        if not hasattr(model, "parameters"):
+            raise TypeError("checkpointed: pass params=... (the model has no .parameters())")
+        params = model.parameters()
+    params = [p for p in params if p.requires_grad]
+    bounds = np.linspace(0, T, n + 1).round().astype(int)
+    outs = []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        out, state = _checkpoint_segment(model, x[int(s) : int(e)], state, params)
+        outs.append(out)
+    return (outs[0] if len(outs) == 1 else mg.concat(outs, axis=0)), state
+
+
+def _flatten(state: State) -> list[Tensor]:
+    flat: list[Tensor] = []
+    map_state(lambda s: flat.append(s) or s, state)
+    return flat
+
+
+def _rebuild(state: State, values: list) -> State:
+    it = iter(values)
+    return map_state(lambda _: next(it), state)
+
+
+def _checkpoint_segment(model, x_seg: Tensor, state: State, params: list[Tensor]) -> tuple[Tensor, State]:
+    """One segment as one multi-output node: outputs (out, *state tensors)."""
+    with mg.no_grad():
+        out, new_state = model(x_seg, state)
+    flat_in, flat_out = _flatten(state), _flatten(new_state)
+    inputs = (x_seg, *flat_in, *params)
+
+    def vjp(gs: list) -> tuple:
+        # rerun the segment with the graph on, from leaf copies of the saved inputs
+        with mg.enable_grad():
+            x_leaf = Tensor(x_seg.data, requires_grad=x_seg.requires_grad)
+            leaves = [Tensor(s.data, requires_grad=s.requires_grad) for s in flat_in]
+            re_out, re_state = model(x_leaf, _rebuild(state, leaves))
+            outputs = [re_out, *_flatten(re_state)]
+            terms = [(o * g).sum() for o, g in zip(outputs, gs) if g is not None and o.requires_grad]
+        saved = [p._grad for p in params]  # collect this segment's parameter grads on their own
+        for p in params:
+            p._grad = None
+        try:
+            if terms:
+                total = terms[0]
+                for term in terms[1:]:
+                    total = total + term
+                total.backward()  # Σ <δoutput, output>: its gradient is the VJP we need
+            param_grads = [p._grad for p in params]
+        finally:
+            for p, g in zip(params, saved):
+                p._grad = g
+        x_grad = x_leaf._grad if x_seg.requires_grad else None
+        return (x_grad, *(leaf._grad for leaf in leaves), *param_grads)
+
+    results = Tensor._make_many([out.data, *(s.data for s in flat_out)], "checkpoint", inputs, vjp)
+    return results[0], _rebuild(new_state, list(results[1:]))

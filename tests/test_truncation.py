@@ -269,3 +269,61 @@ def test_tbptt_refuses_k2_below_k1_and_mismatched_lengths():
         models.tbptt_train(rnn, np.zeros((4, 1, 1)), np.zeros((4, 1, 2)), _weighted_sum, k1=3, k2=2)
     with pytest.raises(ValueError, match="x has 4 steps but targets has 3"):
         models.tbptt_train(rnn, np.zeros((4, 1, 1)), np.zeros((3, 1, 2)), _weighted_sum, k1=2)
+
+
+# ---------------------------------------------------------------------------
+# Checkpointing over time
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cls,segments", [(models.LSTM, None), (models.GRU, 3), (models.RNN, 1), (models.RNN, 50)])
+def test_checkpointed_gradients_equal_full_bptt(cls, segments):
+    T = 10
+    layer = cls(3, 4, num_layers=2, rng=0)
+    rng = np.random.default_rng(1)
+    D = layer.num_directions
+    x = mg.Tensor(rng.standard_normal((T, 2, 3)), requires_grad=True)
+    h0 = mg.Tensor(rng.standard_normal((2 * D, 2, 4)), requires_grad=True)
+    c0 = mg.Tensor(rng.standard_normal((2 * D, 2, 4)), requires_grad=True)
+    state = (h0, c0) if cls is models.LSTM else h0
+    w = rng.standard_normal((T, 2, 4 * D))
+
+    def loss_of(out, st):
+        h_n = st[0] if cls is models.LSTM else st
+        return (out * w).sum() + (h_n * h_n).sum()
+
+    loss_of(*layer(x, state)).backward()
+    leaves = [*layer.parameters(), x, h0] + ([c0] if cls is models.LSTM else [])
+    full = [t.grad.copy() for t in leaves]
+    for t in leaves:
+        t.zero_grad()
+    out, st = models.checkpointed(layer, x, state, segments=segments)
+    n_seg = min(segments or models.default_segments(T), T)
+    assert [n.op for n in mg.tape(out)].count("checkpoint") == n_seg  # no per-step nodes kept
+    assert not any("t=" in n.scope for n in mg.tape(out))
+    loss_of(out, st).backward()
+    for t, g in zip(leaves, full):
+        np.testing.assert_allclose(t.grad, g, rtol=1e-12, atol=1e-13)
+
+
+def test_checkpointed_takes_any_model_function_with_explicit_params():
+    gru, head = models.GRU(2, 3, rng=0), models.Readout(3, 1, rng=1)
+
+    def model(xs, s):
+        out, s = gru(xs, s)
+        return head(out), s
+
+    x = np.random.default_rng(0).standard_normal((9, 1, 2))
+    params = gru.parameters() + head.parameters()
+    y, _ = model(x, None)
+    (y * y).sum().backward()
+    full = [p.grad.copy() for p in params]
+    for p in params:
+        p.zero_grad()
+    y2, _ = models.checkpointed(model, x, None, segments=3, params=params)
+    np.testing.assert_allclose(y2.data, y.data, atol=1e-15)
+    (y2 * y2).sum().backward()
+    for p, g in zip(params, full):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-13)
+    with pytest.raises(TypeError, match="params="):
+        models.checkpointed(model, x)
+    with pytest.raises(ValueError, match="bidirectional"):
+        models.checkpointed(models.GRU(2, 3, bidirectional=True), x)
