@@ -15,9 +15,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from minigrad.serialization import atomic_write
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout: use the minigrad, models and viz next to this folder
+    sys.path.insert(1, str(ROOT))
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+from minigrad.serialization import atomic_write  # noqa: E402
+
+DEFAULT_OUT = ROOT / "examples" / "out"
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
