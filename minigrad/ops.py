@@ -139,14 +139,14 @@ def div(a: Any, b: Any) -> Tensor:
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this module only)
     a, b = _lift2(a, b)
     y = _broadcast("pow", np.power, a, b)
-    ad, bd = a.data, b.data  # δa = δy ⊙ b a^(b−1),  δb = δy ⊙ y ln a
+    ad, bd = a.data, b.data  # δa = δy ⊙ b a^(b−1),  δb = δy ⊙ y ln a  (0 where a = 0, as PyTorch)
     return _make(
         y,
         "pow",
         (a, b),
         lambda g: (
             unbroadcast(g * bd * ad ** (bd - 1), ad.shape) if a.requires_grad else None,
-            unbroadcast(g * y * np.log(ad), bd.shape) if b.requires_grad else None,
+            unbroadcast(g * y * np.log(np.where(ad == 0, 1, ad)), bd.shape) if b.requires_grad else None,
         ),
     )
 

@@ -95,18 +95,31 @@ def enable_grad() -> Iterator[None]:
         _grad_enabled = previous
 
 
-@contextmanager
-def scope(name: str) -> Iterator[None]:
-    """Name every node made inside; scopes nest as "layer0/t=3"."""
-    global _scope
-    name = str(name)
-    if not name or "/" in name:
-        raise ValueError(f"scope name must be non-empty and contain no '/': got {name!r}")
-    _scope_stack.append(name)
-    _scope = "/".join(_scope_stack)
-    try:
-        yield
-    finally:
+class scope:
+    """Name every node made inside; scopes nest as "layer0/t=3".
+
+        with mg.scope("t=3"):
+            h = (x @ W + h @ U).tanh()      # each node records scope "t=3"
+
+    A small class rather than a @contextmanager generator: an RNN enters one
+    scope per time step, and this costs a fraction of a generator's set-up.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        name = str(name)
+        if not name or "/" in name:
+            raise ValueError(f"scope name must be non-empty and contain no '/': got {name!r}")
+        self.name = name
+
+    def __enter__(self) -> None:
+        global _scope
+        _scope_stack.append(self.name)
+        _scope = f"{_scope}/{self.name}" if _scope else self.name
+
+    def __exit__(self, *exc: object) -> None:
+        global _scope
         _scope_stack.pop()
         _scope = "/".join(_scope_stack)
 
