@@ -95,7 +95,7 @@ def enable_grad() -> Iterator[None]:
         _grad_enabled = previous
 
 
-class scope:
+class scope:  # noqa: N801 (used like a function: with mg.scope("t=3"))
     """Name every node made inside; scopes nest as "layer0/t=3".
 
         with mg.scope("t=3"):
