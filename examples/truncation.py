@@ -1,0 +1,160 @@
+"""Truncated BPTT: a window shorter than the dependency cannot learn it; randomized truncation can.
+
+The task: a sequence of T noise symbols hides one key symbol (one of K) at a random step s; at
+step s + D a query marker appears and the model must answer the key. Only the query step has a
+loss, L = −log p(key | x_≤s+D), so the gradient must travel D steps back, from the query to the
+key, through the recurrent state:
+
+    ∂L/∂(what is stored at step s) = (∂h_{s+D}/∂h_{s+D−1} ⋯ ∂h_{s+1}/∂h_s)ᵀ δh_{s+D}
+
+Truncation cuts that product. The same GRU is trained five ways (``truncate=`` of models.GRU):
+
+* full BPTT (no cut);
+* fixed windows k = 5 and k = 20 (state detached after steps k, 2k, …): a loss at step t reaches
+  back at most k − 1 steps, never the D = 30 it needs — these cannot learn the task;
+* fixed windows k = 40: the gradient reaches 30 back whenever the query falls late enough in
+  its window (a quarter of the time), which is enough;
+* randomized truncation, p = 0.95 (``models.RandomTruncation``): after each step keep the path
+  with probability p and scale its gradient by 1/p, cut it otherwise. Its mean window is
+  1/(1 − p) = 20 steps, like k = 20, but the gradient is unbiased: E[Π_j b_j/p] = 1, so on
+  average it equals full BPTT; a 30-step path survives with probability 0.95³⁰ ≈ 0.21 and is
+  then weighted 1/0.21 ≈ 4.6.
+
+The forward pass is the same in all five; only the gradient differs. The script prints the test
+accuracy (chance = 1/K) and the cost of each: seconds per update and how far back the gradient
+reaches on average (the window a streaming implementation must keep in memory).
+
+    python examples/truncation.py            # ~5 min on 2 cores
+    python examples/truncation.py --quick
+"""
+
+from __future__ import annotations
+
+import time
+
+import _common
+import numpy as np
+
+import minigrad as mg
+import models
+
+
+def make_batch(rng: np.random.Generator, B: int, T: int, D: int, K: int, noise: int):
+    """One-hot inputs (T, B, K + noise + 1), query steps q (B,) and answers (B,).
+
+    Symbols: 0..K−1 keys, K..K+noise−1 noise, K+noise the query marker.
+    """
+    V = K + noise + 1
+    sym = rng.integers(K, K + noise, (T, B))  # noise everywhere
+    s = rng.integers(0, T - D, B)  # the key's step
+    key = rng.integers(0, K, B)
+    rows = np.arange(B)
+    sym[s, rows] = key
+    q = s + D  # the query D steps later
+    sym[q, rows] = K + noise
+    return np.eye(V)[sym], q, key
+
+
+class Recall(mg.nn.Module):
+    def __init__(self, V: int, hidden: int, K: int, rng: np.random.Generator):
+        super().__init__()
+        self.rnn = models.GRU(V, hidden, rng=rng)
+        self.head = models.Readout(hidden, K, rng=rng)
+
+    def logits(self, x: np.ndarray, q: np.ndarray, truncate=None) -> mg.Tensor:
+        out, _ = self.rnn(x, truncate=truncate)  # (T, B, H)
+        h_q = out[q, np.arange(len(q))]  # the state at each row's query step, (B, H)
+        return self.head(h_q)
+
+
+def train(name: str, truncate_factory, args) -> dict:
+    rng = np.random.default_rng(args.seed)
+    V = args.keys + args.noise + 1
+    model = Recall(V, args.hidden, args.keys, rng)
+    opt = mg.optim.Adam(model.parameters(), lr=args.lr)
+    x_test, q_test, key_test = make_batch(np.random.default_rng(args.seed + 1000), args.test, args.T, args.D,
+                                          args.keys, args.noise)  # fmt: skip
+    accs, steps, t_update = [], [], 0.0
+    with _common.Progress(args.steps, f"{name:14}", "step") as bar:
+        for step in range(1, args.steps + 1):
+            x, q, key = make_batch(rng, args.batch, args.T, args.D, args.keys, args.noise)
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            loss = mg.cross_entropy(model.logits(x, q, truncate_factory()), key)  # L = −log p(key)
+            loss.backward()
+            mg.optim.clip_grad_norm_(opt.params, args.clip)
+            opt.step()
+            t_update += time.perf_counter() - t0
+            if step % args.eval_every == 0 or step == args.steps:
+                with mg.no_grad():
+                    pred = model.logits(x_test, q_test).data.argmax(axis=1)
+                accs.append(float((pred == key_test).mean()))
+                steps.append(step)
+            bar.update(1, loss=round(loss.item(), 3), test_acc=accs[-1] if accs else 0.0)
+    return {"steps": steps, "accs": accs, "s_per_update": t_update / args.steps}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _common.parser(__doc__)
+    p.add_argument("--T", type=int, default=48, help="sequence length")
+    p.add_argument("--D", type=int, default=30, help="steps between the key and the query")
+    p.add_argument("--keys", type=int, default=4, help="K key symbols (chance accuracy 1/K)")
+    p.add_argument("--noise", type=int, default=4, help="noise symbols")
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--p", type=float, default=0.95, help="randomized truncation: keep probability")
+    p.add_argument("--windows", type=int, nargs="+", default=[5, 20, 40], help="fixed windows k")
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--test", type=int, default=500)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.T, args.D, args.hidden, args.batch, args.steps, args.eval_every, args.test = 12, 6, 8, 8, 10, 5, 40
+        args.windows = [2, 8]
+    rng_trunc = np.random.default_rng(args.seed + 7)
+    runs = {"full BPTT": lambda: None}
+    for k in args.windows:
+        runs[f"window k={k}"] = lambda k=k: k
+    runs[f"random p={args.p}"] = lambda: models.RandomTruncation(args.p, rng_trunc)
+    reach = {"full BPTT": args.D}  # how far back the gradient reaches on average (≥ D needed)
+    for k in args.windows:
+        reach[f"window k={k}"] = (k - 1) / 2  # a loss at position j in its window reaches back j steps
+    reach[f"random p={args.p}"] = args.p / (1 - args.p)  # mean run of kept steps: geometric
+
+    chance = 1 / args.keys
+    print(f"recall a key {args.D} steps back (T = {args.T}, chance accuracy {chance:.2f}), GRU H={args.hidden}")
+    results = {name: train(name, factory, args) for name, factory in runs.items()}
+    print(f"\n{'training':16} {'test accuracy':>13} {'ms/update':>10} {'mean reach':>11}  verdict")
+    for name, r in results.items():
+        acc = r["accs"][-1]
+        verdict = "learns it" if acc > 0.9 else "fails (near chance)" if acc < chance + 0.15 else "partly"
+        print(f"{name:16} {acc:13.3f} {1000 * r['s_per_update']:10.1f} {reach[name]:11.1f}  {verdict}")
+    print(
+        f"(mean reach: steps the gradient travels back from the loss, averaged; the task needs {args.D}. "
+        "Fixed windows never reach further than k − 1.)"
+    )
+    plot(results, chance, args)
+
+
+def plot(results: dict, chance: float, args) -> None:
+    plt = _common.pyplot()
+    if plt is None:
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
+    for name, r in results.items():
+        ax1.plot(r["steps"], r["accs"], label=name, lw=2 if "random" in name else 1.5)
+    ax1.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax1.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1.02))
+    ax1.set_title(f"recall a key {args.D} steps back: which truncation learns it")
+    ax1.legend(fontsize=8)
+    names = list(results)
+    ax2.barh(names, [1000 * results[n]["s_per_update"] for n in names], color="tab:gray")
+    ax2.set(xlabel="ms per update (forward + backward + step)", title="cost")
+    ax2.invert_yaxis()
+    _common.save_figure(fig, args.out / "truncation.png")
+
+
+if __name__ == "__main__":
+    main()
