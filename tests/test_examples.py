@@ -5,6 +5,7 @@ interpreter start for all of them); one test runs a script as a user would, from
 """
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,8 +126,8 @@ def test_char_rnn_resumed_from_a_checkpoint_continues_with_the_same_losses(tmp_p
         np.testing.assert_array_equal(a["model"][k], b["model"][k])
     # on resume the validation loss is recomputed and equals the one saved with the checkpoint
     line = next(s for s in out.splitlines() if s.startswith("resumed"))
-    now, was = line.split("validation loss ")[1].split(" (it was ")
-    assert float(now) == float(was.rstrip(" when saved)"))
+    now, was = re.search(r"validation loss (\S+) \(it was (\S+) when saved\)", line).groups()
+    assert float(now) == float(was)
 
 
 def test_an_example_runs_from_the_shell(tmp_path):
