@@ -270,13 +270,17 @@ def train(args) -> dict:
     print(f"checkpoint: {ckpt_path}")
     summary = {"step": step, "minutes": elapsed / 60, "chars_per_s": cps, "history": history}
     if history["val_loss"]:
-        summary["val_loss"] = history["val_loss"][-1]
-        t10 = [v for v, t in zip(history["val_loss"], history["val_time"]) if t <= 600]
-        at10 = f"; at ≤ 10 min {t10[-1]:.4f}" if t10 else ""
+        vals, times = np.array(history["val_loss"]), np.array(history["val_time"]) / 60
+        summary["val_loss"] = float(vals[-1])
+        speed = f"; {cps:,.0f} chars/s training" if train_time else ""
         print(
-            f"final validation loss {summary['val_loss']:.4f} nats/char ({summary['val_loss'] / math.log(2):.3f} "
-            f"bits/char) after {step} steps, {elapsed / 60:.1f} min{at10}; {cps:,.0f} chars/s training"
+            f"final validation loss {vals[-1]:.4f} nats/char ({vals[-1] / math.log(2):.3f} bits/char) "
+            f"after {step} steps, {elapsed / 60:.1f} min{speed}"
         )
+        near10 = int(np.argmin(np.abs(times - 10)))
+        below = np.flatnonzero(vals <= 1.9)
+        first = f"; first ≤ 1.9 at {times[below[0]]:.1f} min" if below.size else ""
+        print(f"validation loss at {times[near10]:.1f} min: {vals[near10]:.4f}{first}")
     plot(history, args.out / f"char_rnn_{args.model}.png", args.model)
     return summary
 
@@ -293,7 +297,7 @@ def plot(history: dict, path: Path, kind: str) -> None:
     ax.plot(t, loss, color="tab:blue", alpha=0.2, lw=0.8)
     ax.plot(t[w - 1 :], smooth, color="tab:blue", label="train (running mean)")
     ax.plot(np.array(history["val_time"]) / 60, history["val_loss"], "o-", color="tab:red", label="validation")
-    ax.axhline(1.9, color="grey", lw=0.8, ls="--")
+    ax.axhline(1.9, color="grey", lw=0.8, ls="--", label="1.9 nats/char")
     ax.set(xlabel="minutes (wall clock, evaluation included)", ylabel="loss (nats/char)")
     ax.set_title(f"char-{kind.upper()} on tinyshakespeare")
     ax.set_ylim(top=min(4.5, float(loss.max()) + 0.1))
