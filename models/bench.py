@@ -323,15 +323,25 @@ class Timing:
     repeats: int
 
 
-def time_best(fn: Callable[[], object], budget: float = 0.6, min_repeats: int = 3, max_repeats: int = 200) -> Timing:
-    """Best of N calls after one warm-up call; N grows until ``budget`` seconds are spent
-    (at least ``min_repeats``, two when a single call already exceeds the budget)."""
-    t0 = time.perf_counter()
-    fn()  # warm-up: first-call costs (caches, lazy imports, allocator) are not the steady state
-    warm = time.perf_counter() - t0
+def time_best(
+    fn: Callable[[], object],
+    budget: float = 0.6,
+    min_repeats: int = 3,
+    max_repeats: int = 200,
+    warm: float | None = None,
+) -> Timing:
+    """Best of N calls, timeit-style: one warm-up call, then more until ``budget`` seconds are
+    spent and there are at least ``min_repeats`` samples (2 when one call already exceeds the budget).
+
+    The warm-up is a complete step too, so it counts as a sample: it can only be slower than the
+    steady state (first-call costs), never faster, and the minimum ignores it then. That keeps a
+    cell of 1 s calls at two calls. ``warm``: the time of a warm-up call the caller already made."""
+    if warm is None:
+        t0 = time.perf_counter()
+        fn()
+        warm = time.perf_counter() - t0
     need = min(min_repeats, 2) if warm > budget else min_repeats
-    times: list[float] = []
-    spent = 0.0
+    times, spent = [warm], warm
     while len(times) < max_repeats and (len(times) < need or spent < budget):
         t0 = time.perf_counter()
         fn()
@@ -374,14 +384,17 @@ def run_cells(
                 cell = Cell(model, size, dtype)
                 gc.collect()  # the previous cell's garbage is not collected on this cell's time
                 impls = make_impls(p, peers)
-                impls[0].step()
-                ref = np.asarray(impls[0].grad_hh(), np.float64)
-                for impl in impls:
-                    impl.step()
+                ref = None
+                for impl in impls:  # impls[0] is the reference
+                    t0 = time.perf_counter()
+                    impl.step()  # the warm-up call, whose gradient is checked
+                    warm = time.perf_counter() - t0
+                    if ref is None:
+                        ref = np.asarray(impl.grad_hh(), np.float64)
                     cell.errors[impl.name] = _rel_err(impl.grad_hh(), ref)
                     if impl.note:
                         cell.notes[impl.name] = impl.note
-                    cell.times[impl.name] = time_best(impl.step, budget, min_repeats)
+                    cell.times[impl.name] = time_best(impl.step, budget, min_repeats, warm=warm)
                 del impls
                 cells.append(cell)
                 if progress:
@@ -408,7 +421,6 @@ def _traced() -> Any:
 
 def _peak_bytes(fn: Callable[[], object]) -> int:
     """Peak bytes allocated during one call of fn, above what was live before it."""
-    fn()  # warm-up outside the measurement; its results are dropped before the baseline
     with _traced():  # allocations made before tracing started are not counted at all
         base = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
@@ -442,28 +454,35 @@ def memory_table(models: list[str], sizes: list[Size], dtypes: list[str]) -> lis
 
 
 def flat_memory(model: str, size: Size, dtype: str = "float64", steps: int = 1000) -> dict:
-    """Train ``steps`` SGD steps of the minigrad layer under tracemalloc; memory live after step 10 vs the last.
+    """Train ``steps`` SGD steps of the minigrad layer under tracemalloc; memory live after step 10
+    and after the last (the step's own names deleted, then gc.collect(), which also empties
+    Python's free lists, so only what is really still reachable counts).
 
-    Flat means no graph stays alive from one step to the next (each step's tape is freed by backward
-    and dropped with the loss)."""
+    Flat means no graph stays alive from one step to the next: a kept graph would add the
+    whole step's saved arrays (``minigrad peak``) per step."""
     p = make_problem(model, size, dtype)
     layer = LAYERS[model](p.I, p.H, dtype=p.dtype)
     layer.load_state_dict({f"{k}_l0": v for k, v in p.params.items()})
     opt = mg.optim.SGD(layer.parameters(), lr=1e-3)
     x, d = mg.Tensor(p.x), mg.Tensor(p.dout)
     live = {}
+    checkpoints = {10, min(100, steps), steps}
     with _traced():
+        gc.collect()
         base = tracemalloc.get_traced_memory()[0]
         for i in range(1, steps + 1):
-            opt.zero_grad() if hasattr(opt, "zero_grad") else layer.zero_grad()
+            opt.zero_grad()
             out, _ = layer(x)
-            (out * d).sum().backward()
+            loss = (out * d).sum()  # L = Σ_t <dout_t, h_t>
+            loss.backward()
             opt.step()
-            if i in (10, steps):
+            del out, loss, _
+            if i in checkpoints:
+                gc.collect()
                 live[i] = tracemalloc.get_traced_memory()[0] - base
-        del out
-    return {"model": model, "size": list(size), "dtype": dtype, "steps": steps,
-            "live_after_10": live[10], "live_after_last": live[steps], "growth": live[steps] - live[10]}  # fmt: skip
+    first = min(live)
+    return {"model": model, "size": list(size), "dtype": dtype, "steps": steps, "live": live,
+            "live_after_10": live[first], "live_after_last": live[steps], "growth": live[steps] - live[first]}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -563,12 +582,14 @@ def format_memory(rows: list[dict]) -> str:
 
 
 def format_flat(rows: list[dict]) -> str:
-    header = ["model", "dtype", "(B,I,H,T)", "steps", "live after 10 KB", "live after last KB", "growth KB"]
+    steps = sorted({i for r in rows for i in r["live"]})
+    header = ["model", "dtype", "(B,I,H,T)", *(f"live after {i} KB" for i in steps), "growth KB", "per step B"]
     body = [
-        [r["model"], r["dtype"], _size_str(tuple(r["size"])), str(r["steps"]), f"{r['live_after_10'] / 1024:.1f}",
-         f"{r['live_after_last'] / 1024:.1f}", f"{r['growth'] / 1024:+.1f}"]
+        [r["model"], r["dtype"], _size_str(tuple(r["size"]))]
+        + [f"{r['live'][i] / 1024:.1f}" if i in r["live"] else "—" for i in steps]
+        + [f"{r['growth'] / 1024:+.1f}", f"{r['growth'] / max(r['steps'] - min(r['live']), 1):+.0f}"]
         for r in rows
-    ]  # fmt: skip
+    ]
     return _aligned(header, body, left=3)
 
 
@@ -582,6 +603,14 @@ def blas_threads() -> str:
     return ", ".join(f"{i.get('internal_api')} {i.get('num_threads')} thread" for i in info) or "no BLAS found"
 
 
+def _load() -> str:
+    """The 1-minute load average (runnable processes), where the OS has one."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):
+        return "n/a"
+
+
 def environment(peers: bool) -> dict[str, str]:
     env = {
         "python": platform.python_version(),
@@ -589,6 +618,7 @@ def environment(peers: bool) -> dict[str, str]:
         "blas": blas_threads(),
         "cpu": platform.processor() or platform.machine(),
         "cores": str(os.cpu_count()),
+        "load": _load(),  # other work on the machine moves the numbers: say how busy it was
     }
     env.update(peer_versions(peers))
     return env
@@ -657,7 +687,9 @@ def main(argv: list[str] | None = None) -> int:
     with _limit_threads():
         env = environment(args.peers)
         print("minigrad bench: one training-step gradient (forward, L = Σ_t <dout_t, h_t>, backward to all weights")
-        print(f"and to x; no optimizer), best of N after a warm-up, ~{budget:g} s per implementation and cell.")
+        print(
+            f"and to x; no optimizer): best of N calls (the first a warm-up), ~{budget:g} s per implementation and cell."
+        )
         print("One thread everywhere: numpy BLAS " + env["blas"] + "; torch.set_num_threads(1).")
         print("  ".join(f"{k} {v}" for k, v in env.items() if k != "blas"))
         print("numpy = models.reference hand-written BPTT (hoisted GEMMs); ×np = time ÷ numpy's time;")
@@ -698,11 +730,13 @@ def main(argv: list[str] | None = None) -> int:
             for model in args.models:
                 progress(f"memory over {args.memory_steps} training steps: {model} {_size_str(small)} ...")
                 flat.append(flat_memory(model, small, args.dtypes[0], args.memory_steps))
-            print(f"\nMemory live across {args.memory_steps} SGD training steps (tracemalloc current; flat = no graph")
-            print("kept alive between steps):")
+            print(
+                f"\nMemory live across {args.memory_steps} SGD training steps (tracemalloc current after gc.collect();"
+            )
+            print("flat = no graph kept alive between steps, which would add about the step's peak every step):")
             print(format_flat(flat))
             report["flat_memory"] = flat
-        print(f"\n({time.perf_counter() - t_start:.0f} s)")
+        print(f"\n({time.perf_counter() - t_start:.0f} s; load average at the end {_load()} on {os.cpu_count()} cores)")
     if args.json:
         from minigrad.serialization import atomic_write
 
