@@ -12,6 +12,10 @@ import numpy as np
 
 __all__ = ["save", "load", "atomic_write"]
 
+_UMASK = os.umask(0)  # read the process umask (the only way is to set it) ...
+os.umask(_UMASK)  # ... and put it back at once
+_UMASKED_MODE = 0o666 & ~_UMASK
+
 
 def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
     """Call ``write(file)`` on a temp file beside ``path``, then rename it over ``path``.
@@ -26,6 +30,7 @@ def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _UMASKED_MODE)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
