@@ -229,10 +229,8 @@ class _GradScale:
         self.hi = max(logs) if logs else 0.0
 
     def color(self, v: float | None, palette: list[str] = GRAD_PALETTE) -> str:
-        if v is None or not math.isfinite(v):
+        if v is None or not math.isfinite(v) or v <= 0:  # no gradient reached it (or exactly zero): grey
             return NO_GRAD_FILL if palette is GRAD_PALETTE else "#bbbbbb"
-        if v <= 0:
-            return palette[0]
         span = self.hi - self.lo
         u = 0.5 if span < 1e-12 else (math.log10(v) - self.lo) / span
         return palette[min(len(palette) - 1, max(0, int(u * len(palette))))]
@@ -248,6 +246,7 @@ class _GradScale:
             f"<tr>{cells}</tr>"
             f'<tr><td colspan="{n // 2}" align="left"><font point-size="8">{_fmt_norm(lo)}</font></td>'
             f'<td colspan="{n - n // 2}" align="right"><font point-size="8">{_fmt_norm(hi)}</font></td></tr>'
+            f'<tr><td colspan="{n}" align="left"><font point-size="8">grey: no gradient (cut off, or 0)</font></td></tr>'
             "</table>>"
         )
 

@@ -1,0 +1,355 @@
+"""The ``minigrad`` command: ``demo``, ``render``, ``compare``, ``bench``.
+
+    minigrad demo                              # the worked example: numbers by minigrad and by hand, pictures
+    minigrad render --model lstm --steps 6 --truncate 3 -o lstm.svg
+    minigrad compare ...                       # minigrad vs hand-written BPTT (models.compare)
+    minigrad bench ...                         # speed next to hand-written numpy (models.bench; --ops: per op)
+
+Models and pictures are imported only by the command that needs them, so ``minigrad --help``
+works whatever is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "worked_example_graph"]
+
+MODEL_CHOICES = ("rnn", "gru", "lstm", "residual", "attention")
+
+# The lecture notes' worked example: a 2-step linear RNN
+WE_X, WE_TARGET = (1.0, 2.0), (2.0, 5.0)
+WE_W_XH, WE_W_HH, WE_W_HY = 0.5, 1.5, 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The worked example on minigrad ops
+# ---------------------------------------------------------------------------------------------
+def worked_example_graph() -> tuple[dict[str, float], Any]:
+    """Build and backprop the notes' example on minigrad; returns (numbers, the loss tensor).
+
+        h_t = W_xh x_t + W_hh h_{t−1} (h_0 = 0),  y_t = W_hy h_t,  L = Σ_t (y_t − target_t)²
+
+    The graph is kept (retain_graph) and every node has its ‖δ‖, for the coloured picture.
+    """
+    import minigrad as mg
+
+    W_xh = mg.nn.Parameter(WE_W_XH, name="W_xh")
+    W_hh = mg.nn.Parameter(WE_W_HH, name="W_hh")
+    W_hy = mg.nn.Parameter(WE_W_HY, name="W_hy")
+    h = mg.tensor(0.0, name="h_0")
+    hs, L = [], None
+    for t, (x_t, target_t) in enumerate(zip(WE_X, WE_TARGET), start=1):
+        with mg.scope(f"t={t}"):
+            x = mg.tensor(x_t, name=f"x_{t}")
+            h = W_xh * x + W_hh * h  # h_t = W_xh x_t + W_hh h_{t−1}
+            h.name = f"h_{t}"
+            h.retain_grad()  # δh_t = ∂L/∂h_t
+            y = W_hy * h  # y_t = W_hy h_t
+            y.name = f"y_{t}"
+            d = y - mg.tensor(target_t, name=f"target_{t}")
+            term = d * d  # (y_t − target_t)²
+            term.name = f"ℓ_{t}"
+        hs.append(h)
+        L = term if L is None else L + term
+    L.name = "L"
+    with mg.record_grad_norms():
+        L.backward(retain_graph=True)
+    numbers = {
+        "L": L.item(),
+        "dL/dW_hy": W_hy.grad.item(),
+        "dL/dW_hh": W_hh.grad.item(),
+        "dL/dW_xh": W_xh.grad.item(),
+        "dL/dh_1": hs[0].grad.item(),
+        "dL/dh_2": hs[1].grad.item(),
+    }
+    return numbers, L
+
+
+# ---------------------------------------------------------------------------------------------
+# Unrolled models for `render`
+# ---------------------------------------------------------------------------------------------
+def build_model(kind: str, input_size: int, hidden: int, layers: int, seed: int) -> Any:
+    import models
+
+    if kind == "attention":
+        if layers != 1:
+            raise ValueError("--model attention has one layer (drop --layers)")
+        return models.AttentionRNN(input_size, hidden, rng=seed)
+    cls = {"rnn": models.RNN, "gru": models.GRU, "lstm": models.LSTM, "residual": models.ResidualRNN}[kind]
+    return cls(input_size, hidden, num_layers=layers, rng=seed)
+
+
+def unrolled_loss(
+    kind: str,
+    steps: int,
+    *,
+    truncate: int | None = None,
+    hidden: int = 4,
+    layers: int = 1,
+    input_size: int = 3,
+    batch: int = 1,
+    seed: int = 0,
+    backward: bool = False,
+    last_only: bool = False,
+) -> Any:
+    """A model unrolled over ``steps`` random inputs and L = mean of out² (``last_only``: of the
+    last step's output only); with ``backward``, run inside ``mg.record_grad_norms()`` so the
+    picture can colour by ‖δ‖."""
+    import minigrad as mg
+
+    model = build_model(kind, input_size, hidden, layers, seed)
+    x = np.random.default_rng(seed).normal(size=(steps, batch, input_size))
+    out = model(x, truncate=truncate)[0]
+    if last_only:
+        out = out[-1]
+    loss = (out * out).mean()  # L = mean ‖h_t‖² / H
+    loss.name = "loss"
+    if backward:
+        with mg.record_grad_norms():
+            loss.backward(retain_graph=True)
+    return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import viz
+
+    t0 = time.perf_counter()
+    loss = unrolled_loss(
+        args.model,
+        args.steps,
+        truncate=args.truncate,
+        hidden=args.hidden,
+        layers=args.layers,
+        input_size=args.input_size,
+        batch=args.batch,
+        seed=args.seed,
+        backward=args.grads,
+    )
+    what = f"{args.model.upper()}, {args.layers} layer{'s' if args.layers > 1 else ''}, {args.steps} steps"
+    if args.truncate:
+        what += f", truncate={args.truncate}"
+    graph = viz.draw_graph(
+        loss,
+        level=args.level,
+        show_grads=args.grads,
+        collapse=args.collapse,
+        max_nodes=args.max_nodes,
+        title=args.title or what,
+    )
+    out = viz.render_graph(graph, args.output)
+    print(f"wrote {out}  ({what}, level={args.level}; {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import viz
+
+    outdir = Path(args.output)
+    ours, loss = worked_example_graph()
+    print("The lecture notes' worked example: a 2-step linear RNN")
+    print("  h_t = W_xh x_t + W_hh h_{t-1},  y_t = W_hy h_t,  L = sum_t (y_t - target_t)^2")
+    print(f"  x = {list(WE_X)}, target = {list(WE_TARGET)}, W_xh = {WE_W_XH}, W_hh = {WE_W_HH}, W_hy = {WE_W_HY}")
+    print()
+    try:
+        from models.reference import worked_example as by_hand
+    except ImportError as e:
+        print(f"  (hand-written BPTT unavailable: {e}; showing minigrad's numbers only)")
+        ref = None
+    else:
+        ref = by_hand()
+    agree = True
+    header = f"  {'quantity':<10} {'minigrad':>12} {'by hand':>12} {'path sum':>12}  agree"
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for key, value in ours.items():
+        if ref is None:
+            print(f"  {key:<10} {_fmt(value):>12}")
+            continue
+        hand = ref.get(key)
+        paths = ref.get("path_sum", {}).get(key)
+        others = [v for v in (hand, paths) if v is not None]
+        ok = all(abs(value - v) <= 1e-12 * max(1.0, abs(v)) for v in others)
+        agree &= ok
+        cells = [_fmt(v) if v is not None else "-" for v in (hand, paths)]
+        print(f"  {key:<10} {_fmt(value):>12} {cells[0]:>12} {cells[1]:>12}  {'yes' if ok else 'NO'}")
+    if ref is not None:
+        print(
+            "  minigrad's generic reverse mode " + ("agrees with" if agree else "DISAGREES with") + " hand-written BPTT"
+        )
+    print()
+
+    pictures = [
+        (
+            "worked_example.svg",
+            lambda: viz.draw_graph(
+                loss,
+                show_data=True,
+                show_grads=True,
+                title="The worked example: L = Σ_t (y_t − target_t)², coloured by ‖δ‖",
+            ),
+        ),
+        (
+            "lstm_truncated.svg",
+            lambda: viz.draw_graph(
+                unrolled_loss("lstm", 6, truncate=3, hidden=4),
+                title="LSTM, 6 steps, truncate=3: h and c are detached after t=3 (dashed red cuts)",
+            ),
+        ),
+        (
+            "lstm_steps.svg",
+            lambda: viz.draw_graph(
+                unrolled_loss("lstm", 30, truncate=10, hidden=4, backward=True, last_only=True),
+                level="step",
+                show_grads=True,
+                title="LSTM, 30 steps, truncate=10, loss on the last step: no gradient crosses a cut (grey)",
+            ),
+        ),
+    ]
+    written, missing = [], None
+    for name, draw in pictures:
+        try:
+            written.append(viz.render_graph(draw(), outdir / name))
+        except viz.GraphvizNotFoundError as e:
+            missing = e
+            continue
+    plot = _demo_plot(outdir)
+    if written:
+        print(f"Pictures in {outdir.resolve()}:")
+        for p in written:
+            print(f"  {p}")
+    if plot:
+        print(f"  {plot}")
+    if missing is not None:
+        print(f"Could not render every picture: {missing}")
+    return 0 if agree and missing is None else 1
+
+
+def _demo_plot(outdir: Path) -> Path | None:
+    """‖∂L/∂h_t‖ against t for a tanh RNN and an LSTM with a loss on h_T only, if matplotlib is installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print('(matplotlib not installed: skipping grad_norms.png; pip install "minigrad[plots]")')
+        return None
+    import viz
+
+    curves = {}
+    for kind, label in (("rnn", "tanh RNN"), ("lstm", "LSTM")):
+        loss = unrolled_loss(kind, 40, hidden=16, seed=1, backward=True, last_only=True)
+        curves[label] = next(iter(viz.step_grad_norms(loss).values()))
+    title = "Loss on the last step only: how far back its gradient reaches"
+    return viz.plot_grad_norms(curves, outdir / "grad_norms.png", title=title)
+
+
+def _delegate(module: str, argv: list[str], what: str) -> int:
+    """Hand the remaining arguments to ``module.main(argv)``, imported only now."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):  # the module itself is missing, not one of its imports
+            print(f"minigrad {what}: not available yet ({module} is not installed in this checkout)", file=sys.stderr)
+            return 2
+        raise
+    return int(mod.main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minigrad",
+        description="minigrad: a teaching-grade autodiff engine on numpy, with BPTT and pictures of unrolled graphs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the lecture notes' worked example: minigrad vs hand-written BPTT, and pictures (start here)",
+        description="Run the worked example through minigrad and through hand-written BPTT, print both, "
+        "and render its unrolled graph and a truncated LSTM to SVG.",
+    )
+    demo.add_argument("-o", "--output", default="minigrad-demo", help="output directory (default ./minigrad-demo)")
+    demo.set_defaults(func=cmd_demo)
+
+    render = sub.add_parser(
+        "render",
+        help="draw an unrolled recurrent model's graph (svg, png, pdf or dot)",
+        description="Unroll a model over random inputs (L = mean of out²) and render its graph. "
+        "The format comes from the output's suffix.",
+    )
+    render.add_argument("--model", choices=MODEL_CHOICES, default="rnn")
+    render.add_argument("--steps", type=_positive, default=5, help="time steps T (default 5)")
+    render.add_argument("--truncate", type=_positive, default=None, help="detach the state every k steps")
+    render.add_argument("--hidden", type=_positive, default=4, help="hidden size H (default 4)")
+    render.add_argument("--layers", type=_positive, default=1, help="stacked layers (default 1)")
+    render.add_argument("--input-size", type=_positive, default=3, help="input size I (default 3)")
+    render.add_argument("--batch", type=_positive, default=1, help="batch size B (default 1)")
+    render.add_argument("--level", choices=("op", "step"), default="op", help="every op, or one box per step")
+    render.add_argument("--collapse", action="store_true", help='draw one representative step "× T" (level op)')
+    render.add_argument("--grads", action="store_true", help="run backward and colour by ‖δ‖ (log scale)")
+    render.add_argument("--max-nodes", type=_positive, default=3000, help="refuse bigger pictures (default 3000)")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--title", default=None)
+    render.add_argument("-o", "--output", default="graph.svg", help="output file: .svg, .png, .pdf or .dot")
+    render.set_defaults(func=cmd_render)
+
+    sub.add_parser(
+        "compare",
+        add_help=False,
+        help="minigrad's reverse mode vs hand-written BPTT, per parameter (minigrad compare --help)",
+    )
+    sub.add_parser(
+        "bench",
+        add_help=False,
+        help="speed next to hand-written numpy BPTT (minigrad bench --help; --ops: per-op overhead)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "compare":
+        return _delegate("models.compare", argv[1:], "compare")
+    if argv and argv[0] == "bench":
+        rest = argv[1:]
+        if "--ops" in rest:
+            rest.remove("--ops")
+            return _delegate("minigrad.bench", rest, "bench --ops")
+        return _delegate("models.bench", rest, "bench")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (ValueError, OSError, RuntimeError) as e:  # bad arguments, unwritable paths, no Graphviz: one clear line
+        print(f"minigrad {args.command}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
