@@ -242,10 +242,10 @@ class _GradScale:
         lo, hi = 10**self.lo, 10**self.hi
         return (
             '<<table border="0" cellborder="0" cellspacing="0" cellpadding="2">'
-            f'<tr><td colspan="{n}"><b>‖δ‖ = ‖∂L/∂value‖ (log scale)</b></td></tr>'
+            f'<tr><td colspan="{n}"><b>‖δ‖ = ‖∂L/∂value‖, log scale, blue → red</b></td></tr>'
             f"<tr>{cells}</tr>"
-            f'<tr><td colspan="{n // 2}" align="left"><font point-size="8">{_fmt_norm(lo)}</font></td>'
-            f'<td colspan="{n - n // 2}" align="right"><font point-size="8">{_fmt_norm(hi)}</font></td></tr>'
+            f'<tr><td colspan="{n // 2}" align="left"><font point-size="8">small: {_fmt_norm(lo)}</font></td>'
+            f'<td colspan="{n - n // 2}" align="right"><font point-size="8"> large: {_fmt_norm(hi)}</font></td></tr>'
             f'<tr><td colspan="{n}" align="left"><font point-size="8">grey: no gradient (cut off, or 0)</font></td></tr>'
             "</table>>"
         )

@@ -17,11 +17,12 @@ When the steps already stand in order, the first layout is used as it is.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable
 
-__all__ = ["time_ordered_source"]
+__all__ = ["time_ordered_source", "plain_labels"]
 
 _SCOPE_ID = re.compile(r"^scope (.*)$")
 _STEP_NUMBER = re.compile(r"^t\s*=\s*(-?\d+)")
@@ -100,3 +101,36 @@ def time_ordered_source(source: str, run: Runner) -> tuple[str, str]:
     out = out.replace("\tgraph [", f'\tgraph [bb="{layout["bb"]}" ', 1)
     end = out.rstrip().rfind("}")
     return out[:end] + "\n".join(positions) + "\n}\n", "nop2"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain-text labels, for a Graphviz built without HTML-like labels
+# ---------------------------------------------------------------------------------------------
+def _html_to_text(body: str) -> str:
+    """The text of an HTML-like label: line breaks kept, tags dropped, entities decoded."""
+    body = re.sub(r"<br\s*/?>|</tr>", "\n", body)
+    text = html.unescape(re.sub(r"<[^>]*>", "", body))
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _dot_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def plain_labels(source: str) -> str:
+    """Every ``label=<…>`` (HTML-like) turned into a quoted plain-text label with the same lines.
+
+    The WebAssembly Graphviz is built without HTML-like labels (it would print node ids
+    instead), so its pictures get these: same words, without bold and small print.
+    """
+    out, i, key = [], 0, "label=<"
+    while (j := source.find(key, i)) >= 0:
+        k = m = j + len(key)
+        depth = 1
+        while depth:  # user text is escaped, so every raw < or > belongs to a tag or the label's brackets
+            depth += (source[m] == "<") - (source[m] == ">")
+            m += 1
+        out.append(source[i:j] + "label=" + _dot_string(_html_to_text(source[k : m - 1])))
+        i = m
+    out.append(source[i:])
+    return "".join(out)

@@ -24,7 +24,7 @@ import graphviz
 from minigrad.serialization import atomic_write
 
 from .graph import draw_graph
-from .layout import time_ordered_source
+from .layout import plain_labels, time_ordered_source
 
 __all__ = ["render_graph", "GraphvizNotFoundError", "RenderError", "available_renderer"]
 
@@ -94,6 +94,8 @@ def render_graph(
         run = _dot_runner(dot, timeout)
     elif fmt == "svg" and wasm is not None:
         run = _wasm_runner(wasm, path)
+        if not _reads_html_labels(run):
+            source = plain_labels(source)
     else:
         dot_path = path.with_suffix(".dot")
         atomic_write(dot_path, lambda f: f.write(source), "w")
@@ -135,6 +137,18 @@ def _dot_runner(dot: str, timeout: float) -> Callable[[str, str, str], bytes]:
         return proc.stdout
 
     return run
+
+
+_html_support: dict[int, bool] = {}
+
+
+def _reads_html_labels(run: Callable[[str, str, str], bytes]) -> bool:
+    """Whether this Graphviz understands HTML-like labels (the WebAssembly build does not)."""
+    key = id(_wasm_render())
+    if key not in _html_support:
+        svg = run("digraph { a [label=<<b>html ok</b>>] }", "svg", "dot")
+        _html_support[key] = b"html ok" in svg
+    return _html_support[key]
 
 
 def _wasm_runner(render: Any, path: Path) -> Callable[[str, str, str], bytes]:

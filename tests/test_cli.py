@@ -1,0 +1,120 @@
+"""The `minigrad` command: help, render, demo, and the hand-off to compare and bench."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import types
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import viz
+from minigrad import cli
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "render", "compare", "bench"):
+        assert command in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert cli.main([]) == 2
+    assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", cli.MODEL_CHOICES)
+def test_render_writes_the_dot_source_of_every_model(model, tmp_path, capsys):
+    out = tmp_path / f"{model}.dot"
+    assert cli.main(["render", "--model", model, "--steps", "3", "--truncate", "2", "-o", str(out)]) == 0
+    src = out.read_text()
+    assert all(f'scope l0/t={t}"' in src for t in (1, 2, 3)) and 'scope l0/t=4"' not in src
+    assert "dashed" in src  # the cut after t=2
+    assert str(out) in capsys.readouterr().out
+
+
+def test_render_step_level_with_gradients(tmp_path):
+    out = tmp_path / "lstm.dot"
+    assert (
+        cli.main(
+            ["render", "--model", "lstm", "--layers", "2", "--steps", "4", "--level", "step", "--grads", "-o", str(out)]
+        )
+        == 0
+    )
+    src = out.read_text()
+    assert "‖δ out‖" in src and src.count("<b>t=") == 8  # 2 layers × 4 steps
+
+
+@pytest.mark.skipif(viz.available_renderer("svg") is None, reason="no Graphviz (dot or minigrad[wasm]) to render with")
+def test_render_svg_is_well_formed(tmp_path):
+    out = tmp_path / "rnn.svg"
+    assert cli.main(["render", "--model", "rnn", "--steps", "4", "--collapse", "-o", str(out)]) == 0
+    ET.fromstring(out.read_text())
+
+
+def test_render_errors_are_one_clear_line(tmp_path, capsys):
+    assert (
+        cli.main(["render", "--model", "lstm", "--steps", "40", "--max-nodes", "50", "-o", str(tmp_path / "x.svg")])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("minigrad render:") and 'level="step"' in err
+    with pytest.raises(SystemExit):
+        cli.main(["render", "--steps", "0"])
+
+
+@pytest.mark.skipif(viz.available_renderer("svg") is None, reason="no Graphviz (dot or minigrad[wasm]) to render with")
+def test_demo_prints_both_computations_and_writes_its_pictures(tmp_path, capsys):
+    assert cli.main(["demo", "-o", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "agrees with hand-written BPTT" in out
+    assert "-25.75" in out and "12.8125" in out  # dL/dW_xh and L of the notes
+    for name in ("worked_example.svg", "lstm_truncated.svg", "lstm_steps.svg"):
+        path = tmp_path / "demo" / name
+        assert str(path) in out
+        ET.fromstring(path.read_text())
+
+
+def test_demo_without_graphviz_still_prints_the_numbers_and_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(viz.render.shutil, "which", lambda name: None)
+    monkeypatch.setattr(viz.render, "_wasm_render", lambda: None)
+    assert cli.main(["demo", "-o", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "12.8125" in out and "apt-get install graphviz" in out
+    assert (tmp_path / "worked_example.dot").exists()
+
+
+def test_compare_and_bench_hand_their_arguments_to_the_implementations(monkeypatch):
+    seen = {}
+    for name in ("models.compare", "models.bench", "minigrad.bench"):
+        fake = types.ModuleType(name)
+        fake.main = lambda argv, name=name: seen.setdefault(name, argv) and 0
+        monkeypatch.setitem(sys.modules, name, fake)
+    assert cli.main(["compare", "--brief", "--sizes", "T=4"]) == 0
+    assert cli.main(["bench", "--quick"]) == 0
+    assert cli.main(["bench", "--ops", "--seed", "1"]) == 0
+    assert seen == {
+        "models.compare": ["--brief", "--sizes", "T=4"],
+        "models.bench": ["--quick"],
+        "minigrad.bench": ["--seed", "1"],
+    }
+
+
+def test_a_missing_implementation_is_reported_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "models.compare", None)  # import fails: ModuleNotFoundError
+    assert cli.main(["compare"]) == 2
+    assert "not available yet" in capsys.readouterr().err
+
+
+def test_the_console_script_is_installed_when_the_package_is():
+    exe = shutil.which("minigrad")
+    if exe is None:
+        pytest.skip("package not pip-installed here (no `minigrad` on PATH)")
+    import subprocess
+
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "render" in out.stdout

@@ -1,0 +1,303 @@
+"""Pictures of unrolled graphs, checked on the DOT text (no Graphviz needed).
+
+The DOT that ``viz.draw_graph`` builds is parsed back here: clusters (with their ``id`` =
+"scope <path>"), nodes with their HTML labels, and edges with their attributes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import models
+import viz
+from minigrad.cli import worked_example_graph
+
+
+# ---------------------------------------------------------------------------------------------
+# A small DOT reader for the text draw_graph writes
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Dot:
+    clusters: dict[str, str] = field(default_factory=dict)  # cluster name -> scope path
+    node_cluster: dict[str, str | None] = field(default_factory=dict)  # node id -> scope path of its cluster
+    labels: dict[str, str] = field(default_factory=dict)  # node id -> label text
+    attrs: dict[str, str] = field(default_factory=dict)  # node id -> raw attribute text
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (tail, head, raw attributes), visible only
+    declared: list[str] = field(default_factory=list)  # node ids in order of declaration
+
+
+NODE = re.compile(r"^\s*(\w+) \[(.*)\]$")
+EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
+SUB = re.compile(r"^\s*subgraph (cluster_\d+) \{$")
+SCOPE_ID = re.compile(r'id="scope ([^"]*)"')
+
+
+def parse(source: str) -> Dot:
+    dot = Dot()
+    stack: list[str | None] = [None]  # scope paths of the open subgraphs
+    lines = source.splitlines()
+    for i, line in enumerate(lines):
+        if m := SUB.match(line):
+            scope = SCOPE_ID.search(lines[i + 1]).group(1)
+            dot.clusters[m.group(1)] = scope
+            stack.append(scope)
+        elif line.strip() == "{":  # an anonymous subgraph (rank=same row)
+            stack.append(stack[-1])
+        elif line.strip() == "}":
+            stack.pop()
+        elif m := EDGE.match(line):
+            if "style=invis" not in (m.group(3) or ""):
+                dot.edges.append((m.group(1), m.group(2), m.group(3) or ""))
+        elif m := NODE.match(line):
+            node_id, attrs = m.groups()
+            if node_id in ("graph", "node", "edge"):
+                continue
+            dot.declared.append(node_id)
+            dot.node_cluster[node_id] = stack[-1]
+            dot.attrs[node_id] = attrs
+            lab = re.search(r"label=<(.*?)>(?: \w+=|$)", attrs)
+            dot.labels[node_id] = re.sub(r"<[^>]+>", " ", lab.group(1)) if lab else ""
+    return dot
+
+
+def step_clusters(dot: Dot) -> list[str]:
+    return [s for s in dot.clusters.values() if viz.is_step_scope(s.rpartition("/")[2])]
+
+
+def node_named(dot: Dot, name: str) -> str:
+    found = [n for n, lab in dot.labels.items() if lab.split()[:1] == [name]]
+    assert len(found) == 1, f"{name!r} drawn {len(found)} times"
+    return found[0]
+
+
+def cut_edges(dot: Dot) -> list[tuple[str, str, str]]:
+    return [e for e in dot.edges if "dashed" in e[2]]
+
+
+def rnn_loss(kind: str = "RNN", T: int = 5, truncate: int | None = None, layers: int = 1, backward: bool = False):
+    model = getattr(models, kind)(3, 4, num_layers=layers, rng=0)
+    out, *_ = model(np.random.default_rng(0).normal(size=(T, 1, 3)), truncate=truncate)
+    loss = (out * out).mean()
+    loss.name = "loss"
+    if backward:
+        with mg.record_grad_norms():
+            loss.backward()
+    return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Clusters, shared parameters, cuts
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("T", [1, 4, 9])
+def test_an_rnn_unrolled_T_steps_has_exactly_T_step_clusters_inside_its_layer(T):
+    dot = parse(viz.draw_graph(rnn_loss(T=T)).source)
+    steps = step_clusters(dot)
+    assert sorted(steps) == sorted(f"l0/t={t}" for t in range(1, T + 1))
+    assert "l0" in dot.clusters.values()  # nested: layer ⊃ steps
+
+
+def test_each_shared_weight_is_drawn_once_with_one_edge_into_every_step():
+    T = 6
+    dot = parse(viz.draw_graph(rnn_loss(T=T)).source)
+    w_hh = node_named(dot, "weight_hh_l0")  # the parameter: once
+    assert dot.node_cluster[w_hh] == "l0"  # beside the steps, not inside one
+    # the layer transposes W_hh once; that W_hhᵀ feeds every step
+    w_hh_t = node_named(dot, "weight_hh_l0ᵀ")
+    assert [(a, b) for a, b, _ in dot.edges if a == w_hh] == [(w_hh, w_hh_t)]
+    heads = [b for a, b, _ in dot.edges if a == w_hh_t]
+    assert len(heads) == T
+    assert sorted(dot.node_cluster[b] for b in heads) == sorted(f"l0/t={t}" for t in range(1, T + 1))
+
+
+def test_worked_example_parameters_have_one_out_edge_per_step():
+    _, loss = worked_example_graph()
+    dot = parse(viz.draw_graph(loss).source)
+    assert sorted(step_clusters(dot)) == ["t=1", "t=2"]
+    for name in ("W_xh", "W_hh", "W_hy"):
+        p = node_named(dot, name)
+        heads = [b for a, b, _ in dot.edges if a == p]
+        assert sorted(dot.node_cluster[b] for b in heads) == ["t=1", "t=2"], name
+
+
+@pytest.mark.parametrize(
+    ("kind", "T", "k", "cuts"),
+    [("RNN", 7, 2, 3), ("RNN", 6, 3, 1), ("RNN", 5, 5, 0), ("GRU", 6, 2, 2), ("LSTM", 6, 3, 2), ("LSTM", 7, 2, 6)],
+)
+def test_truncate_k_draws_one_dashed_cut_edge_per_detached_state(kind, T, k, cuts):
+    # states carried out of t = k, 2k, … < T are detached; the LSTM cuts h and c
+    dot = parse(viz.draw_graph(rnn_loss(kind, T, truncate=k)).source)
+    found = cut_edges(dot)
+    assert len(found) == cuts
+    for tail, head, attrs in found:
+        assert "xlabel=cut" in attrs
+        assert "detached" in dot.labels[head]
+        assert dot.node_cluster[tail] != dot.node_cluster[head]  # from step t into step t+1
+
+
+def test_a_cut_from_a_value_outside_the_drawn_graph_still_shows_as_a_dashed_edge():
+    W = mg.nn.Parameter(np.array([[0.5]]), name="W")
+    h = mg.tensor(np.ones((1, 1)))
+    with mg.scope("t=1"):
+        h = (h @ W).tanh()
+    kept = h  # keep the original alive: the detached copy points at it weakly
+    with mg.scope("t=2"):
+        loss = (h.detach() @ W).tanh().sum()  # only the second window is in loss's graph
+    dot = parse(viz.draw_graph(loss).source)
+    ((tail, head, _),) = cut_edges(dot)
+    assert "outside this graph" in dot.labels[tail]
+    assert kept.op == "tanh"
+
+
+def test_the_step_level_view_has_one_node_per_step_and_the_state_flowing_between_them():
+    T = 8
+    dot = parse(viz.draw_graph(rnn_loss("LSTM", T, truncate=4), level="step").source)
+    steps = [n for n, lab in dot.labels.items() if re.match(r"\s*t=\d+ ", lab)]
+    assert len(steps) == T
+    assert not step_clusters(dot)  # steps are boxes, not clusters
+    assert len(cut_edges(dot)) == 1  # h and c cut together after t=4: one dashed edge
+
+
+def test_collapse_draws_one_representative_step_and_says_how_many():
+    T = 20
+    src = viz.draw_graph(rnn_loss("GRU", T), collapse=True).source
+    dot, full = parse(src), parse(viz.draw_graph(rnn_loss("GRU", T)).source)
+    assert step_clusters(dot) == ["l0/t=1"]
+    assert len(dot.declared) < len(full.declared) / 5
+    assert f"t=1 … t={T}" in src and f"(× {T})" in src  # the representative's cluster title
+    recur = [e for e in dot.edges if "to next step" in e[2]]
+    assert recur and all(f"× {T - 1}" in e[2] for e in recur)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels, ids, roots, constants
+# ---------------------------------------------------------------------------------------------
+def test_every_node_has_a_unique_id_and_every_edge_joins_drawn_nodes():
+    dot = parse(viz.draw_graph(rnn_loss("LSTM", 5, truncate=2, layers=2), show_grads=False).source)
+    assert len(dot.declared) == len(set(dot.declared))
+    for a, b, _ in dot.edges:
+        assert a in dot.attrs and b in dot.attrs
+
+
+def test_op_nodes_are_labelled_with_name_or_op_shape_and_tape_position():
+    x = mg.Parameter if hasattr(mg, "Parameter") else mg.nn.Parameter
+    W = x(np.ones((2, 3)), name="W")
+    y = (W * 2.0).tanh()
+    y.name = "activation"
+    z = y.sum()
+    dot = parse(viz.draw_graph(z).source)
+    act = node_named(dot, "activation")
+    assert "tanh" in dot.labels[act] and "2×3" in dot.labels[act]
+    (s,) = [n for n, lab in dot.labels.items() if lab.split()[:1] == ["sum"]]
+    assert "scalar" in dot.labels[s] and f"%{z._node.seq}" in dot.labels[s]  # fallback: op + its tape id
+
+
+@pytest.mark.parametrize("name", ['say "hi"', "a<b>c", "{braces}", "x & y", "back\\slash", "<b>not html</b>"])
+def test_names_with_quotes_angle_brackets_and_braces_are_escaped(name, tmp_path):
+    W = mg.nn.Parameter(np.ones(2), name=name)
+    y = (W * W).sum()
+    y.name = name
+    src = viz.draw_graph(y).source
+    if any(c in name for c in '<>"&'):
+        assert name not in src  # only ever as &lt; &gt; &quot; &amp;
+    dot = parse(src)
+    assert len(dot.declared) == 3  # W, mul, sum: the names broke nothing
+    assert html.unescape(re.search(r"<b>(.*?)</b>", dot.attrs["v0"]).group(1)) == name
+    if viz.available_renderer("svg"):  # and Graphviz reads it
+        svg = viz.render_graph(y, tmp_path / "esc.svg").read_text()
+        texts = [t.text for t in ET.fromstring(svg).iter() if t.text]
+        assert name in texts
+
+
+def test_several_roots_are_drawn_together_each_marked():
+    out, h_n = models.RNN(3, 4, rng=0)(np.ones((3, 1, 3)))
+    dot = parse(viz.draw_graph([out, h_n]).source)
+    roots = [n for n, a in dot.attrs.items() if "peripheries=2" in a]
+    assert len(roots) == 2
+    assert len(step_clusters(dot)) == 3
+
+
+def test_constants_are_hidden_unless_named_or_asked_for():
+    W = mg.nn.Parameter(np.ones(2), name="W")
+    x = mg.tensor(np.full(2, 3.0), name="x")
+    y = (W * x + 1.0).sum()  # the 1.0 becomes an unnamed constant
+    labels = lambda **kw: " ".join(parse(viz.draw_graph(y, **kw).source).labels.values())  # noqa: E731
+    assert " x " in labels() and "const" not in labels()
+    assert " x " not in labels(show_constants=False)
+    assert "const" in labels(show_constants=True)
+
+
+def test_show_data_prints_small_values():
+    numbers, loss = worked_example_graph()
+    text = " ".join(parse(viz.draw_graph(loss, show_data=True).source).labels.values())
+    assert f"= {numbers['L']:.4g}" in text and "= 1.75" in text  # L and h_2
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient colours and the numbers behind them
+# ---------------------------------------------------------------------------------------------
+def test_show_grads_before_any_backward_says_what_to_run():
+    with pytest.raises(ValueError, match="record_grad_norms"):
+        viz.draw_graph(rnn_loss(), show_grads=True)
+
+
+def test_show_grads_colours_nodes_by_gradient_norm_and_adds_a_legend():
+    loss = rnn_loss("RNN", 6, backward=True)
+    dot = parse(viz.draw_graph(loss, show_grads=True).source)
+    fills = {re.search(r'fillcolor="(#\w+)"', a).group(1) for n, a in dot.attrs.items() if "fillcolor" in a}
+    assert len(fills & set(viz.graph.GRAD_PALETTE)) >= 3  # norms spread over the log scale
+    assert "grad_legend" in dot.attrs
+    assert any("‖δ‖" in lab for lab in dot.labels.values())
+
+
+def test_step_grad_norms_are_the_norms_of_dL_dh_t():
+    model = models.RNN(3, 5, rng=1)
+    out, _, states = model(np.random.default_rng(1).normal(size=(7, 2, 3)), return_states=True)
+    states.retain_grad()
+    loss = (out[-1] * out[-1]).sum()
+    with mg.record_grad_norms():
+        loss.backward()
+    norms = viz.step_grad_norms(loss)["l0"]
+    expected = np.linalg.norm(states.grads()["l0"].reshape(7, -1), axis=1)
+    np.testing.assert_allclose(norms, expected, rtol=1e-12)
+    assert norms[0] < norms[-1]  # the loss sits at the last step
+
+
+# ---------------------------------------------------------------------------------------------
+# Large graphs
+# ---------------------------------------------------------------------------------------------
+def test_more_nodes_than_max_nodes_is_a_clear_error_suggesting_the_step_level():
+    with pytest.raises(viz.GraphTooLargeError, match='level="step"'):
+        viz.draw_graph(rnn_loss("LSTM", 20), max_nodes=100)
+    viz.draw_graph(rnn_loss("LSTM", 20), level="step", max_nodes=100)  # the suggestion works
+
+
+def test_drawing_a_long_unroll_needs_no_recursion():
+    W = mg.nn.Parameter(np.array(0.9), name="W")
+    h = mg.tensor(1.0)
+    for t in range(1, 3001):
+        with mg.scope(f"t={t}"):
+            h = (W * h).tanh()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(150)  # far below the graph's depth
+    try:
+        g = viz.draw_graph(h, level="step", max_nodes=10_000)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert g.source.count("t=3000") >= 1
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="level"):
+        viz.draw_graph(rnn_loss(), level="layer")
+    with pytest.raises(TypeError, match="expected Tensors"):
+        viz.draw_graph([rnn_loss(), "loss"])
+    with pytest.raises(ValueError, match="collapse"):
+        viz.draw_graph(rnn_loss(), level="step", collapse=True)

