@@ -241,9 +241,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if written:
         print(f"Pictures in {outdir.resolve()}:")
         for p in written:
-            print(f"  {p}")
+            print(f"  {p.resolve()}")
     if plot:
-        print(f"  {plot}")
+        print(f"  {plot.resolve()}")
     if missing is not None:
         print(f"Could not render every picture: {missing}")
     return 0 if agree and missing is None else 1
