@@ -572,10 +572,11 @@ def format_scaling(rows: list[dict]) -> str:
 
 
 def format_memory(rows: list[dict]) -> str:
-    header = ["model", "dtype", "(B,I,H,T)", "minigrad peak MB", "numpy saved MB", "peak ÷ saved", "numpy peak MB"]
+    header = ["model", "dtype", "(B,I,H,T)", "minigrad peak MB", "numpy saved MB", "peak ÷ saved", "numpy peak MB",
+              "peak ÷ numpy peak"]  # fmt: skip
     body = [
         [r["model"], r["dtype"], _size_str(tuple(r["size"])), _mb(r["minigrad_peak"]), _mb(r["numpy_saved"]),
-         f"{r['ratio']:.2f}×", _mb(r["numpy_peak"])]
+         f"{r['ratio']:.2f}×", _mb(r["numpy_peak"]), f"{r['minigrad_peak'] / r['numpy_peak']:.2f}×"]
         for r in rows
     ]  # fmt: skip
     return _aligned(header, body, left=3)
