@@ -832,6 +832,10 @@ def shape_and_axis(draw, min_dims=0):
 def test_reductions_over_any_axes_match_numpy_and_finite_differences(data, sa, keepdims, name):
     shape, axis = sa
     a = data.draw(float_arrays(shape, unique=name == "max"))  # max: distinct values, no ties
+    if name == "max":  # and well apart: a gap below gradcheck's eps looks like a tie to finite differences
+        a = np.argsort(np.argsort(a, axis=None)).reshape(a.shape) * 0.5 + 0.1 * (
+            a - a.round()
+        )  # ranks 0.5 apart, jittered by < 0.05
     fn = lambda x: getattr(mg, name)(x, axis=axis, keepdims=keepdims)  # noqa: E731
     out = fn(t(a))
     np.testing.assert_allclose(out.data, getattr(np, name)(a, axis=axis, keepdims=keepdims), rtol=1e-12)
