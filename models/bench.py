@@ -329,6 +329,7 @@ def time_best(
     min_repeats: int = 3,
     max_repeats: int = 200,
     warm: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Timing:
     """Best of N calls, timeit-style: one warm-up call, then more until ``budget`` seconds are
     spent and there are at least ``min_repeats`` samples (2 when one call already exceeds the budget).
@@ -337,15 +338,15 @@ def time_best(
     steady state (first-call costs), never faster, and the minimum ignores it then. That keeps a
     cell of 1 s calls at two calls. ``warm``: the time of a warm-up call the caller already made."""
     if warm is None:
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        warm = time.perf_counter() - t0
+        warm = clock() - t0
     need = min(min_repeats, 2) if warm > budget else min_repeats
     times, spent = [warm], warm
     while len(times) < max_repeats and (len(times) < need or spent < budget):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         times.append(dt)
         spent += dt
     return Timing(min(times), float(np.median(times)), len(times))
@@ -373,8 +374,12 @@ def run_cells(
     budget: float = 0.6,
     min_repeats: int = 3,
     progress: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[Cell]:
-    """Time every implementation on every (model, size, dtype); check each one's dL/dW_hh first."""
+    """Time every implementation on every (model, size, dtype); check each one's dL/dW_hh first.
+
+    ``clock``: time.perf_counter (wall time, the default) or time.process_time (CPU time of this
+    process: steadier on a busy machine, as every implementation here runs on one thread)."""
     cells, n, k = [], len(models) * len(sizes) * len(dtypes), 0
     for model in models:
         for size in sizes:
@@ -386,15 +391,15 @@ def run_cells(
                 impls = make_impls(p, peers)
                 ref = None
                 for impl in impls:  # impls[0] is the reference
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     impl.step()  # the warm-up call, whose gradient is checked
-                    warm = time.perf_counter() - t0
+                    warm = clock() - t0
                     if ref is None:
                         ref = np.asarray(impl.grad_hh(), np.float64)
                     cell.errors[impl.name] = _rel_err(impl.grad_hh(), ref)
                     if impl.note:
                         cell.notes[impl.name] = impl.note
-                    cell.times[impl.name] = time_best(impl.step, budget, min_repeats, warm=warm)
+                    cell.times[impl.name] = time_best(impl.step, budget, min_repeats, warm=warm, clock=clock)
                 del impls
                 cells.append(cell)
                 if progress:
@@ -658,6 +663,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dtypes", type=_parse_list(("float64", "float32"), "--dtypes"), default=["float64", "float32"])
     ap.add_argument("--quick", action="store_true", help="few repeats (a smoke run; numbers are noisier)")
     ap.add_argument("--budget", type=float, default=None, help="seconds per timed implementation (default 0.6)")
+    ap.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="wall time (default) or this process's CPU time (steadier when other work shares the cores)",
+    )  # fmt: skip
     ap.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True, help="time torch/autograd too")
     ap.add_argument(
         "--memory", action="store_true",
@@ -692,6 +701,16 @@ def main(argv: list[str] | None = None) -> int:
             f"and to x; no optimizer): best of N calls (the first a warm-up), ~{budget:g} s per implementation and cell."
         )
         print("One thread everywhere: numpy BLAS " + env["blas"] + "; torch.set_num_threads(1).")
+        clock_note = "CPU time of this process" if args.clock == "cpu" else "wall time"
+        busy = env["load"] != "n/a" and float(env["load"]) > (os.cpu_count() or 1)
+        print(
+            f"Clock: {clock_note}."
+            + (
+                " The machine is busy (load above the core count): --clock cpu is steadier."
+                if busy and args.clock == "wall"
+                else ""
+            )
+        )
         print("  ".join(f"{k} {v}" for k, v in env.items() if k != "blas"))
         print("numpy = models.reference hand-written BPTT (hoisted GEMMs); ×np = time ÷ numpy's time;")
         print(
@@ -699,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print()
         t_start = time.perf_counter()
-        cells = run_cells(args.models, args.sizes, args.dtypes, args.peers, budget, min_repeats, progress)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        cells = run_cells(args.models, args.sizes, args.dtypes, args.peers, budget, min_repeats, progress, clock)
         print(format_time_table(cells))
         scaling = scaling_rows(cells)
         if scaling:
@@ -708,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, Any] = {
             "environment": env,
             "budget_s": budget,
+            "clock": args.clock,
             "cells": [
                 {"model": c.model, "size": list(c.size), "dtype": c.dtype,
                  "times_ms": {n: {"best": t.best * 1e3, "median": t.median * 1e3, "repeats": t.repeats}
