@@ -34,12 +34,15 @@ from models import reference
 
 
 def best_time(fn, min_time: float, max_repeat: int = 50) -> float:
-    """The fastest of several runs (repeat until min_time is spent, at most max_repeat times)."""
+    """The fastest of several runs (repeat until min_time is spent, at most max_repeat times).
+
+    CPU time of this process (time.process_time), not wall time: other programs on a busy
+    machine then disturb the numbers much less."""
     best, spent, n = float("inf"), 0.0, 0
     while n < max_repeat and (n < 2 or spent < min_time):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        dt = time.perf_counter() - t0
+        dt = time.process_time() - t0
         best, spent, n = min(best, dt), spent + dt, n + 1
     return best
 
@@ -93,9 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         diff = max(float(np.abs(g[k] - ref[k]).max()) for g in grads.values() for k in ref)
         print(f"{T:5d} " + " ".join(row) + f"   {diff:.1e}")
 
-    print(
-        "\nfitted exponent (time ∝ T^slope over the larger half of the lengths; timings on a busy machine are noisy):"
-    )
+    print("\nfitted exponent (time ∝ T^slope over the larger half of the lengths):")
     for name, ts in times.items():
         Ts, ts = np.array(args.lengths, float), np.array(ts)
         ok = np.isfinite(ts) & (Ts >= np.median(Ts))
@@ -116,7 +117,9 @@ def plot(lengths, times: dict, H: int, out) -> None:
     t_path, t_bptt = np.array(times["path sum O(T²)"]), np.array(times["BPTT, hand-written numpy"])
     ax.loglog(T, t_path[mid] * (T / T[mid]) ** 2, ":", color="grey", label="∝ T² (guide)")
     ax.loglog(T, t_bptt[mid] * (T / T[mid]), "--", color="grey", label="∝ T (guide)")
-    ax.set(xlabel="sequence length T", ylabel="seconds per gradient", title=f"cost of ∂L/∂θ for an Elman RNN, H = {H}")
+    ax.set(
+        xlabel="sequence length T", ylabel="CPU seconds per gradient", title=f"cost of ∂L/∂θ for an Elman RNN, H = {H}"
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     _common.save_figure(fig, out / "complexity.png")

@@ -26,7 +26,7 @@ The forward pass is the same in all five; only the gradient differs. The script 
 accuracy (chance = 1/K) and the cost of each: seconds per update, the nodes the backward visits
 (one VJP each) and how many of them carry a nonzero gradient.
 
-    python examples/truncation.py            # ~5 min on 2 cores
+    python examples/truncation.py            # 5-10 min on 2 cores
     python examples/truncation.py --quick
 """
 
@@ -113,12 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--noise", type=int, default=4, help="noise symbols")
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--p", type=float, default=0.95, help="randomized truncation: keep probability")
     p.add_argument("--windows", type=int, nargs="+", default=[5, 20, 40], help="fixed windows k")
-    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--test", type=int, default=500)
     args = p.parse_args(argv)
     if args.quick:
