@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
 
     names = ["path sum O(T²)", "RTRL (forward mode)", "BPTT, hand-written numpy", "BPTT, minigrad reverse mode"]
     times = {n: [] for n in names}
-    print(f"Elman RNN, H = {H}, batch {B}, a loss at every step; seconds per gradient")
+    print(f"Elman RNN, H = {H}, batch {B}, a loss at every step; CPU seconds per gradient")
     print(f"{'T':>5} " + " ".join(f"{n[:22]:>23}" for n in names) + "   max |Δ grad|")
     for T in args.lengths:
         x = rng.standard_normal((T, B, I))
