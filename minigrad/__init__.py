@@ -11,6 +11,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .ops import (
     abs,
     add,
+    addmm,
     clip,
     concat,
     div,

@@ -31,7 +31,7 @@ _make = Tensor._make
 _make_many = Tensor._make_many
 
 __all__ = [
-    "add", "sub", "mul", "div", "pow", "neg", "matmul",
+    "add", "sub", "mul", "div", "pow", "neg", "matmul", "addmm",
     "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "abs",
     "sum", "mean", "max", "reshape", "transpose", "getitem",
     "concat", "stack", "split", "unbind", "where", "clip",
@@ -179,6 +179,35 @@ def matmul(a: Any, b: Any) -> Tensor:
             lambda g: (g @ bd.T if a.requires_grad else None, ad.T @ g if b.requires_grad else None),
         )
     return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd))
+
+
+def addmm(c: Any, a: Any, b: Any) -> Tensor:
+    """c + a @ b as ONE node (torch.addmm), for 2-D a and b; c broadcasts.
+
+    The recurrent step's pre-activation W_ih x_t + b + h_{t-1} W_hhᵀ is exactly this:
+    one node per step instead of two (a matmul and an add).
+    δc = δy (summed to c's shape),  δa = δy bᵀ,  δb = aᵀ δy.
+    """
+    c, a = _lift2(c, a)
+    a, b = _lift2(a, b)
+    ad, bd, sc = a.data, b.data, c.shape
+    if ad.ndim != 2 or bd.ndim != 2 or ad.shape[1] != bd.shape[0]:
+        raise ValueError(f"addmm: needs 2-D a (n, k) and b (k, m), got shapes {a.shape} and {b.shape}")
+    y = ad @ bd
+    try:
+        y += c.data  # in place into the fresh product: no second (n, m) array
+    except ValueError:
+        raise ValueError(f"addmm: c of shape {c.shape} does not broadcast onto a @ b of shape {y.shape}") from None
+    return _make(
+        y,
+        "addmm",
+        (c, a, b),
+        lambda g: (
+            unbroadcast(g, sc) if c.requires_grad else None,
+            g @ bd.T if a.requires_grad else None,
+            ad.T @ g if b.requires_grad else None,
+        ),
+    )
 
 
 def _matmul_vjp(g: np.ndarray, ad: np.ndarray, bd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -48,9 +48,11 @@ NONLINEARITIES: dict[str, Callable[[Tensor], Tensor]] = {"tanh": mg.tanh, "relu"
 def rnn_step(xw: Tensor, h: Tensor, W_hhT: Tensor, phi: Callable[[Tensor], Tensor]) -> Tensor:
     """Elman step, given xw = W_ih x_t + b_ih + b_hh:
 
-    h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)          (3 nodes: matmul, add, φ)
+    h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)          (2 nodes: addmm, φ)
+
+    ``mg.addmm(xw, h, W_hhT)`` is ``xw + h @ W_hhT`` recorded as one node (as torch.addmm).
     """
-    return phi(xw + h @ W_hhT)
+    return phi(mg.addmm(xw, h, W_hhT))
 
 
 def gru_step(xrz: Tensor, xn: Tensor, h: Tensor, W_hhT: Tensor, b_hn: Tensor | None) -> Tensor:
@@ -76,7 +78,7 @@ def lstm_step(xw: Tensor, h: Tensor, c: Tensor, W_hhT: Tensor) -> tuple[Tensor, 
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
     h_t = o_t ⊙ tanh(c_t)
     """
-    i, f, g, o = mg.split(xw + h @ W_hhT, 4, axis=-1)  # one (B, 4H) pre-activation, one split node
+    i, f, g, o = mg.split(mg.addmm(xw, h, W_hhT), 4, axis=-1)  # xw + h W_hhᵀ: one (B, 4H) node, one split
     i, f, g, o = mg.sigmoid(i), mg.sigmoid(f), mg.tanh(g), mg.sigmoid(o)
     c = f * c + i * g  # c_t = f ⊙ c_{t-1} + i ⊙ g
     h = o * mg.tanh(c)  # h_t = o ⊙ tanh(c_t)

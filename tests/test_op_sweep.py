@@ -446,6 +446,22 @@ SWEEP: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "pow": pow_cases,
     "neg": unary(lambda x: -x, np.negative, extra=[lambda rng: case("function form", mg.neg, normal(rng, (2,)))]),
     "matmul": matmul_cases,
+    "addmm": lambda rng: [
+        case(
+            f"{sc} + {sa} @ {sb}",
+            mg.addmm,
+            normal(rng, sc),
+            normal(rng, sa),
+            normal(rng, sb),
+            ref=lambda c, a, b: c + a @ b,
+        )
+        for sc, sa, sb in [
+            ((2, 4), (2, 3), (3, 4)),
+            ((4,), (2, 3), (3, 4)),
+            ((), (1, 1), (1, 1)),
+            ((2, 1), (2, 3), (3, 5)),
+        ]
+    ],
     "exp": unary(mg.exp, np.exp, extra=[lambda rng: case("large negative", mg.exp, [-50.0, -700.0], ref=np.exp)]),
     "log": unary(mg.log, np.log, positive, extra=[lambda rng: case("near 0", mg.log, [1e-3, 5e-3, 2e-2], ref=np.log)]),
     "tanh": unary(mg.tanh, np.tanh, extra=[lambda rng: case("±1000, ±20", mg.tanh, [-1000.0, -20.0, 20.0, 1000.0])]),
