@@ -30,42 +30,16 @@ import numpy as np
 import minigrad as mg
 import models
 from models.reference import worked_example as by_hand
-
-X, TARGET = [1.0, 2.0], [2.0, 5.0]
-W_XH, W_HH, W_HY = 0.5, 1.5, 1.0
+from models.worked_example import TARGET, W_HH, W_HY, W_XH, X, worked_example
 
 
 def by_minigrad() -> tuple[dict, mg.Tensor]:
-    """The notes' equations, one op at a time, on minigrad tensors."""
-    W_xh = mg.nn.Parameter(W_XH, name="W_xh")
-    W_hh = mg.nn.Parameter(W_HH, name="W_hh")
-    W_hy = mg.nn.Parameter(W_HY, name="W_hy")
-    h = mg.tensor(0.0, name="h_0")
-    hs, terms = [], []
-    for t, (x_t, target_t) in enumerate(zip(X, TARGET), start=1):
-        with mg.scope(f"t={t}"):
-            x = mg.tensor(x_t, name=f"x_{t}")
-            h = W_xh * x + W_hh * h  # h_t = W_xh x_t + W_hh h_{t−1}
-            h.name = f"h_{t}"
-            h.retain_grad()  # keep δh_t = ∂L/∂h_t (a non-leaf)
-            y = W_hy * h  # y_t = W_hy h_t
-            y.name = f"y_{t}"
-            d = y - mg.tensor(target_t, name=f"target_{t}")
-            terms.append(d * d)  # (y_t − target_t)²
-        hs.append(h)
-    L = terms[0] + terms[1]  # L = Σ_t (y_t − target_t)²
-    L.name = "L"
-    with mg.record_grad_norms():  # also store ‖δ‖ on every node, for the coloured picture
-        L.backward(retain_graph=True)
-    result = {
-        "L": L.item(),
-        "dL/dW_hy": W_hy.grad.item(),
-        "dL/dW_hh": W_hh.grad.item(),
-        "dL/dW_xh": W_xh.grad.item(),
-        "dL/dh_1": hs[0].grad.item(),
-        "dL/dh_2": hs[1].grad.item(),
-    }
-    return result, L
+    """The notes' equations, one op at a time, on minigrad tensors (models/worked_example.py):
+
+    each step in scope "t=…", h_t = W_xh x_t + W_hh h_{t−1}, y_t = W_hy h_t, δh_t kept by
+    ``retain_grad``, then ``L.backward()``.
+    """
+    return worked_example()
 
 
 def by_rnn_layer() -> dict:

@@ -20,57 +20,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "worked_example_graph"]
+__all__ = ["main"]
 
 MODEL_CHOICES = ("rnn", "gru", "lstm", "residual", "attention")
-
-# The lecture notes' worked example: a 2-step linear RNN
-WE_X, WE_TARGET = (1.0, 2.0), (2.0, 5.0)
-WE_W_XH, WE_W_HH, WE_W_HY = 0.5, 1.5, 1.0
-
-
-# ---------------------------------------------------------------------------------------------
-# The worked example on minigrad ops
-# ---------------------------------------------------------------------------------------------
-def worked_example_graph() -> tuple[dict[str, float], Any]:
-    """Build and backprop the notes' example on minigrad; returns (numbers, the loss tensor).
-
-        h_t = W_xh x_t + W_hh h_{t−1} (h_0 = 0),  y_t = W_hy h_t,  L = Σ_t (y_t − target_t)²
-
-    The graph is kept (retain_graph) and every node has its ‖δ‖, for the coloured picture.
-    """
-    import minigrad as mg
-
-    W_xh = mg.nn.Parameter(WE_W_XH, name="W_xh")
-    W_hh = mg.nn.Parameter(WE_W_HH, name="W_hh")
-    W_hy = mg.nn.Parameter(WE_W_HY, name="W_hy")
-    h = mg.tensor(0.0, name="h_0")
-    hs, L = [], None
-    for t, (x_t, target_t) in enumerate(zip(WE_X, WE_TARGET), start=1):
-        with mg.scope(f"t={t}"):
-            x = mg.tensor(x_t, name=f"x_{t}")
-            h = W_xh * x + W_hh * h  # h_t = W_xh x_t + W_hh h_{t−1}
-            h.name = f"h_{t}"
-            h.retain_grad()  # δh_t = ∂L/∂h_t
-            y = W_hy * h  # y_t = W_hy h_t
-            y.name = f"y_{t}"
-            d = y - mg.tensor(target_t, name=f"target_{t}")
-            term = d * d  # (y_t − target_t)²
-            term.name = f"ℓ_{t}"
-        hs.append(h)
-        L = term if L is None else L + term
-    L.name = "L"
-    with mg.record_grad_norms():
-        L.backward(retain_graph=True)
-    numbers = {
-        "L": L.item(),
-        "dL/dW_hy": W_hy.grad.item(),
-        "dL/dW_hh": W_hh.grad.item(),
-        "dL/dW_xh": W_xh.grad.item(),
-        "dL/dh_1": hs[0].grad.item(),
-        "dL/dh_2": hs[1].grad.item(),
-    }
-    return numbers, L
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,12 +120,13 @@ def _fmt(v: float) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import viz
+    from models import worked_example as we
 
     outdir = Path(args.output)
-    ours, loss = worked_example_graph()
+    ours, loss = we.worked_example()
     print("The lecture notes' worked example: a 2-step linear RNN")
     print("  h_t = W_xh x_t + W_hh h_{t-1},  y_t = W_hy h_t,  L = sum_t (y_t - target_t)^2")
-    print(f"  x = {list(WE_X)}, target = {list(WE_TARGET)}, W_xh = {WE_W_XH}, W_hh = {WE_W_HH}, W_hy = {WE_W_HY}")
+    print(f"  x = {list(we.X)}, target = {list(we.TARGET)}, W_xh = {we.W_XH}, W_hh = {we.W_HH}, W_hy = {we.W_HY}")
     print()
     try:
         from models.reference import worked_example as by_hand

@@ -43,6 +43,7 @@ from minigrad.serialization import atomic_write
 
 from . import reference
 from .rnn import GRU, LSTM, RNN
+from .worked_example import worked_example
 
 __all__ = [
     "TOL",
@@ -379,33 +380,8 @@ def compare_path_sum_and_rtrl(
 
 
 def worked_example_minigrad() -> dict[str, float]:
-    """The notes' worked example written with minigrad ops; backward gives every number.
-
-    h_t = W_xh x_t + W_hh h_{t−1},  y_t = W_hy h_t,  L = Σ_t (y_t − target_t)²
-    x = [1, 2], target = [2, 5], h_0 = 0, W_xh = 0.5, W_hh = 1.5, W_hy = 1.0
-    """
-    W_xh = mg.Tensor(0.5, requires_grad=True, name="W_xh")
-    W_hh = mg.Tensor(1.5, requires_grad=True, name="W_hh")
-    W_hy = mg.Tensor(1.0, requires_grad=True, name="W_hy")
-    h = mg.Tensor(0.0, name="h_0")
-    hs, L = [], None
-    for t, (x_t, target_t) in enumerate(zip([1.0, 2.0], [2.0, 5.0]), start=1):
-        with mg.scope(f"t={t}"):
-            h = W_xh * x_t + W_hh * h  # h_t = W_xh x_t + W_hh h_{t−1}
-            h.retain_grad()  # δh_t = dL/dh_t
-            y = W_hy * h  # y_t = W_hy h_t
-            loss_t = (y - target_t) ** 2  # ℓ_t = (y_t − target_t)²
-        hs.append(h)
-        L = loss_t if L is None else L + loss_t
-    L.backward()
-    return {
-        "L": float(L.data),
-        "dL/dW_hy": float(W_hy.grad),
-        "dL/dW_hh": float(W_hh.grad),
-        "dL/dW_xh": float(W_xh.grad),
-        "dL/dh_1": float(hs[0].grad),
-        "dL/dh_2": float(hs[1].grad),
-    }
+    """The notes' worked example written with minigrad ops (models.worked_example)."""
+    return worked_example()[0]
 
 
 def compare_worked_example() -> list[Case]:

@@ -18,7 +18,7 @@ import pytest
 import minigrad as mg
 import models
 import viz
-from minigrad.cli import worked_example_graph
+from models.worked_example import worked_example as worked_example_graph
 
 
 # ---------------------------------------------------------------------------------------------
