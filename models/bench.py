@@ -142,7 +142,8 @@ def _minigrad_layer_impl(p: Problem) -> Impl:
 
 
 def _minigrad_ops_impl(p: Problem) -> Impl | None:
-    """The Elman RNN unrolled by hand from minigrad ops, the way the layer does it (RNN only)."""
+    """The Elman RNN unrolled by hand from minigrad ops, the way the layer does it (RNN only):
+    the engine's cost without the layer's checks, scopes and state bookkeeping."""
     if p.model != "rnn":
         return None
     T, B, I, H = p.T, p.B, p.I, p.H
@@ -150,6 +151,7 @@ def _minigrad_ops_impl(p: Problem) -> Impl | None:
     x = mg.Tensor(p.x, requires_grad=True)
     d = mg.Tensor(p.dout)
     h0 = mg.Tensor(np.zeros((B, H), p.dtype))
+    addmm = getattr(mg, "addmm", None) or (lambda c, a, b: c + a @ b)  # c + a @ b as one node when the engine has it
 
     def step():
         for t in (W_ih, W_hh, b_ih, b_hh, x):
@@ -157,7 +159,7 @@ def _minigrad_ops_impl(p: Problem) -> Impl | None:
         xw = (x.reshape(T * B, I) @ W_ih.T + (b_ih + b_hh)).reshape(T, B, H)  # one GEMM for all steps
         W_hhT, h, hs = W_hh.T, h0, []  # W_hhᵀ transposed once
         for xw_t in mg.unbind(xw):  # one node splits the T steps
-            h = mg.tanh(xw_t + h @ W_hhT)  # h_t = tanh(W_ih x_t + b + W_hh h_{t-1})
+            h = mg.tanh(addmm(xw_t, h, W_hhT))  # h_t = tanh(W_ih x_t + b + W_hh h_{t-1})
             hs.append(h)
         (mg.stack(hs) * d).sum().backward()  # one node gathers the outputs
 
