@@ -110,13 +110,13 @@ def grads_by_implicit(layer: FixedPointLayer, x, y, tol: float, max_iter: int) -
 
 
 def measure(fn, *args, repeat: int = 3) -> tuple[float, float, tuple]:
-    """(CPU seconds, peak MB, fn's result): best CPU time (time.process_time, steadier than wall time on a
-    busy machine) of ``repeat`` untraced runs, then the peak traced allocation of one more run."""
+    """(seconds, peak MB, fn's result): best wall time of ``repeat`` untraced runs, then the peak traced
+    allocation of one more run. (Wall time: CPU time would count BLAS threads spinning while they wait.)"""
     seconds = float("inf")
     for _ in range(repeat):
-        t0 = time.process_time()
+        t0 = time.perf_counter()
         result = fn(*args)
-        seconds = min(seconds, time.process_time() - t0)
+        seconds = min(seconds, time.perf_counter() - t0)
     tracemalloc.start()
     fn(*args)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
@@ -191,7 +191,7 @@ def plot(rows: list, curves: dict, out) -> None:
     ax2.legend(fontsize=8)
     ax3.plot(K, [r[4] for r in rows], "o-", label="unroll")
     ax3.plot(K, [r[5] for r in rows], "s-", label="implicit")
-    ax3.set(xlabel="forward iterations K", ylabel="CPU seconds (forward + backward)", title="time")
+    ax3.set(xlabel="forward iterations K", ylabel="seconds (forward + backward)", title="time")
     ax3.legend(fontsize=8)
     _common.save_figure(fig, out / "deq.png")
 
