@@ -227,3 +227,11 @@ def test_clip_grad_norm_returns_the_norm_before_clipping_and_scales_all_gradient
     a.grad, b.grad = np.array([3.0, 0.0]), np.array([4.0])
     assert mg.optim.clip_grad_norm_([a, b], 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-5)
+
+
+def test_a_0d_value_used_three_times_gets_all_three_gradients():
+    # regression: 0-d + 0-d is a numpy scalar, so in-place accumulation must not be assumed
+    x = mg.Tensor(np.array(2.0), requires_grad=True)
+    y = x * 1.0
+    (y * 3 + y * 5 + y * 7).backward()
+    assert x.grad == 15.0
