@@ -206,11 +206,13 @@ class _RecurrentLayers(Module):
 
     @staticmethod
     def _projection(x: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
-        """W_ih x_t + b for all steps at once: one (T*B, I) @ (I, G*H) matmul → (T, B, G*H)."""
+        """W_ih x_t + b for all steps at once: one (T*B, I) @ (I, G*H) product → (T, B, G*H).
+
+        With a bias it is one addmm node: one (T*B, G*H) array instead of two (product, sum).
+        """
         T, B, I = x.shape
-        xw = x.reshape(T * B, I) @ W_ih.T
-        if b is not None:
-            xw = xw + b
+        x2 = x.reshape(T * B, I)
+        xw = x2 @ W_ih.T if b is None else mg.addmm(b, x2, W_ih.T)
         return xw.reshape(T, B, W_ih.shape[0])
 
     def _direction(self, x, weights, state, policy, reverse):  # pragma: no cover - per subclass

@@ -252,7 +252,7 @@ def test_each_step_runs_in_its_own_scope_inside_the_layer_and_direction_scope():
     for t in range(1, T + 1):
         assert f"l0/t={t}" in scopes and f"l0_reverse/t={t}" in scopes
     assert f"l0/t={T + 1}" not in scopes and "l0/t=0" not in scopes
-    matmuls_outside_steps = [n for n in mg.tape(out) if n.op == "matmul" and n.scope == "l0"]
+    matmuls_outside_steps = [n for n in mg.tape(out) if n.op in ("matmul", "addmm") and n.scope == "l0"]
     assert len(matmuls_outside_steps) == 1  # one matmul projects the inputs of all steps
 
 
