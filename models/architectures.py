@@ -78,7 +78,7 @@ class ResidualRNN(RNN):
             orthogonal_init_(self, gain, rng)
 
     def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor) -> Tensor:
-        f = NONLINEARITIES[self.nonlinearity](xw + h @ W_hhT)  # f = φ(W_ih x_t + b + W_hh h_{t-1})
+        f = NONLINEARITIES[self.nonlinearity](mg.addmm(xw, h, W_hhT))  # f = φ(W_ih x_t + b + W_hh h_{t-1})
         return h + (f if self.alpha == 1.0 else self.alpha * f)  # h_t = h_{t-1} + α f
 
     def extra_repr(self) -> str:

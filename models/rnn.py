@@ -218,6 +218,24 @@ class _RecurrentLayers(Module):
     def _direction(self, x, weights, state, policy, reverse):  # pragma: no cover - per subclass
         raise NotImplementedError
 
+    @staticmethod
+    def _unroll(inputs: list, state: Any, step: Any, policy: TruncationPolicy | None) -> list:
+        """The loop over time, written once for every layer type:
+
+            state_t = step(input_t, state_{t-1})      in scope "t=1" … "t=T"
+
+        The state carried into step t+1 passes through the truncation policy (detached, or
+        rescaled); the list keeps each state_t itself, before any cut, for the outputs and δh_t.
+        """
+        states, T = [], len(inputs)
+        for t, inp in enumerate(inputs, start=1):
+            with mg.scope(f"t={t}"):
+                state = step(inp, state)
+            states.append(state)
+            if policy is not None and t < T:
+                state = policy.carry(t, state)  # cut (or rescale) what step t+1 receives
+        return states
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
@@ -275,15 +293,8 @@ class RNN(_RecurrentLayers):
         xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))  # b = b_ih + b_hh
         W_hhT, step = W_hh.T, self._step
         (xws,) = _steps(reverse, xws)
-        hs, T = [], len(xws)
-        for t, xw in enumerate(xws, start=1):
-            with mg.scope(f"t={t}"):
-                h = step(xw, h, W_hhT)  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
-            hs.append(h)  # the output keeps h_t itself (δh_t can be retained on it)
-            if policy is not None and t < T:
-                h = policy.carry(t, h)  # detached (or rescaled) copy carried into step t+1
-        last = hs[-1]
-        return (hs[::-1] if reverse else hs), None, last
+        hs = self._unroll(xws, h, lambda xw, h: step(xw, h, W_hhT), policy)  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
+        return (hs[::-1] if reverse else hs), None, hs[-1]
 
     def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor) -> Tensor:
         """One step given the projected input (subclasses change the recurrence here)."""
@@ -318,15 +329,12 @@ class GRU(_RecurrentLayers):
         xrz, xn = mg.split(self._projection(x, W_ih, fold), [2 * H], axis=-1)  # (T, B, 2H), (T, B, H)
         xrzs, xns = _steps(reverse, mg.unbind(xrz), mg.unbind(xn))
         W_hhT = W_hh.T
-        hs, T = [], len(xns)
-        for t, (xrz_t, xn_t) in enumerate(zip(xrzs, xns), start=1):
-            with mg.scope(f"t={t}"):
-                h = gru_step(xrz_t, xn_t, h, W_hhT, b_hn)  # h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
-            hs.append(h)
-            if policy is not None and t < T:
-                h = policy.carry(t, h)
-        last = hs[-1]
-        return (hs[::-1] if reverse else hs), None, last
+
+        def step(x_t, h):  # h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+            return gru_step(x_t[0], x_t[1], h, W_hhT, b_hn)
+
+        hs = self._unroll(list(zip(xrzs, xns)), h, step, policy)
+        return (hs[::-1] if reverse else hs), None, hs[-1]
 
 
 class LSTM(_RecurrentLayers):
@@ -360,16 +368,11 @@ class LSTM(_RecurrentLayers):
         xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))
         (xws,) = _steps(reverse, xws)
         W_hhT = W_hh.T
-        h, c = state
-        hs, cs, T = [], [], len(xws)
-        for t, xw in enumerate(xws, start=1):
-            with mg.scope(f"t={t}"):
-                h, c = lstm_step(xw, h, c, W_hhT)  # c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
-            hs.append(h)
-            cs.append(c)
-            if policy is not None and t < T:
-                h, c = policy.carry(t, (h, c))  # h and c are cut together
-        last = (hs[-1], cs[-1])
+
+        def step(xw, state):  # c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t); h and c are cut together
+            return lstm_step(xw, state[0], state[1], W_hhT)
+
+        states = self._unroll(xws, state, step, policy)
         if reverse:
-            hs, cs = hs[::-1], cs[::-1]
-        return hs, cs, last
+            states = states[::-1]
+        return [h for h, _ in states], [c for _, c in states], states[0 if reverse else -1]
