@@ -244,7 +244,18 @@ class Tensor:
     needs a gradient.
     """
 
-    __slots__ = ("data", "requires_grad", "_grad", "_node", "_index", "name", "_cut_from", "_written", "__weakref__")
+    __slots__ = (
+        "data",
+        "requires_grad",
+        "_grad",
+        "_node",
+        "_index",
+        "_name",
+        "_cut_from",
+        "_written",
+        "_in_graph",
+        "__weakref__",
+    )
     __array_priority__ = 1000  # numpy defers `ndarray @ Tensor` etc. to our reflected ops
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None):
@@ -259,6 +270,7 @@ class Tensor:
         self._grad: np.ndarray | None = None
         self._node: Node | None = None
         self._index = 0  # which output of its node this tensor is
+        self._in_graph: GraphInput | None = None  # how the nodes that consume this (non-leaf) tensor see it
         self.name = name
         self._cut_from: weakref.ref | None = None  # set by detach(), for pictures
         self._written = 0  # value of the write counter at this tensor's last in-place write
@@ -273,7 +285,8 @@ class Tensor:
         out.data = data
         out._grad = None
         out._index = 0
-        out.name = None
+        out._name = None
+        out._in_graph = None
         out._cut_from = None
         out._written = 0
         if _anomaly:
@@ -282,7 +295,7 @@ class Tensor:
             for x in inputs:  # a plain loop: cheaper than any(<generator>) on the hot path
                 if x.requires_grad:
                     out.requires_grad = True
-                    out._node = Node(op, inputs, vjp, 1, data.shape)
+                    out._node = Node(op, _graph_inputs(inputs), vjp, 1, data.shape)
                     return out
         out.requires_grad = False
         out._node = None
@@ -298,14 +311,26 @@ class Tensor:
         if len(datas) == 1:  # backward hands a one-output node its gradient unwrapped; this vjp wants a list
             many_vjp = vjp
             vjp = lambda g: many_vjp([g])  # noqa: E731
-        node = Node(op, inputs, vjp, len(datas), datas[0].shape if datas else ()) if needs else None
+        node = Node(op, _graph_inputs(inputs), vjp, len(datas), datas[0].shape if datas else ()) if needs else None
         outs = []
         for i, d in enumerate(datas):
             t = Tensor.__new__(Tensor)
-            t.data, t._grad, t._index, t.name, t._cut_from, t._written = d, None, i, None, None, 0
+            t.data, t._grad, t._index, t._name, t._cut_from, t._written = d, None, i, None, None, 0
+            t._in_graph = None
             t.requires_grad, t._node = needs, node
             outs.append(t)
         return tuple(outs)
+
+    # -- name (a property so the graph's view of a consumed tensor follows renames) --
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+        if self._in_graph is not None:
+            self._in_graph.name = value
 
     # -- array-like properties ----------------------------------------------
     @property
@@ -415,6 +440,8 @@ class Tensor:
         global _writes
         _writes += 1
         self._written = _writes
+        if self._in_graph is not None:
+            self._in_graph._written = _writes
 
     def detach(self) -> Tensor:
         """The same data with no history: no gradient flows back through it.
@@ -423,9 +450,15 @@ class Tensor:
         graph can draw the cut as a dashed edge without keeping the old graph alive.
         """
         out = Tensor.__new__(Tensor)
-        out.data, out._grad, out._index, out.name, out._written = self.data, None, 0, self.name, 0
+        out.data, out._grad, out._index, out._name, out._written = self.data, None, 0, self._name, 0
+        out._in_graph = None
         out.requires_grad, out._node = False, None
-        out._cut_from = weakref.ref(self) if self.requires_grad else None
+        # remember the cut through the graph's view of self (made here if no op consumed self yet),
+        # which lives as long as the graph does, even after the user dropped self
+        cut = self
+        if self._node is not None:
+            cut = self._in_graph if self._in_graph is not None else _graph_inputs((self,))[0]
+        out._cut_from = weakref.ref(cut) if self.requires_grad else None
         return out
 
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
@@ -435,6 +468,60 @@ class Tensor:
 
     # Operators, methods such as .tanh() and .sum() are attached in ops.py,
     # next to their derivative rules.
+
+
+class GraphInput:
+    """What a node keeps of an input made by another op: the graph, not the data.
+
+    A node needs of such an input only where its gradient goes (``_node``,
+    ``_index``) and, for printing and pictures, its name, shape and dtype. Its
+    array is reached through a weak reference: it stays alive only while the
+    user holds the tensor or a VJP closure saved it (tanh saves its output,
+    mul its inputs; the a in tanh(x @ W + b) nobody saves, so it is freed as
+    soon as the forward pass moves on). ``data`` is None once it is gone.
+
+    Leaves (parameters, inputs, constants) stay real Tensors in ``node.inputs``:
+    backward accumulates into their ``.grad``. One GraphInput per tensor, made
+    when an op first consumes it and shared by every later consumer.
+    """
+
+    __slots__ = ("_node", "_index", "shape", "dtype", "name", "_written", "_tensor", "__weakref__")
+    requires_grad = True  # only tensors with a node get one, and those require grad
+    _cut_from = None  # a detached tensor is a leaf, never a GraphInput
+
+    def __init__(self, t: Tensor):
+        self._node, self._index = t._node, t._index
+        self.shape, self.dtype, self.name, self._written = t.data.shape, t.data.dtype, t._name, t._written
+        self._tensor = weakref.ref(t)
+
+    @property
+    def data(self) -> np.ndarray | None:
+        """The tensor's array while it is alive, else None."""
+        t = self._tensor()
+        return None if t is None else t.data
+
+    def __repr__(self) -> str:
+        gone = "" if self._tensor() is not None else ", data freed"
+        name = f" {self.name!r}" if self.name else ""
+        return f"<GraphInput{name} output {self._index} of %{self._node.seq} {self._node.op}, shape {self.shape}{gone}>"
+
+
+def _graph_inputs(inputs: tuple) -> tuple:
+    """``inputs`` as a node keeps them: leaves as they are, op results as their GraphInput."""
+    for x in inputs:  # the common case first: all leaves (parameters, inputs), keep the tuple as is
+        if x._node is not None:
+            break
+    else:
+        return inputs
+    kept = []
+    for x in inputs:
+        if x._node is not None:
+            g = x._in_graph
+            if g is None:
+                g = x._in_graph = GraphInput(x)
+            x = g
+        kept.append(x)
+    return tuple(kept)
 
 
 def tensor(data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None) -> Tensor:

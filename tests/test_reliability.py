@@ -493,6 +493,18 @@ def test_retain_graph_keeps_the_saved_arrays_until_the_last_backward():
     assert mask_ref() is None
 
 
+def test_an_intermediate_no_vjp_saves_is_freed_once_dropped_and_the_gradient_is_still_right():
+    x, W = leaf(2, 3), leaf(3, 4, seed=1)
+    a = x @ W  # the pre-activation: matmul saves x and W, tanh saves its output, nobody saves a
+    a_data = weakref.ref(a.data)
+    h = a.tanh()
+    del a  # the graph keeps a's place (node, shape, name), not its array
+    assert a_data() is None  # freed by reference counting alone, before any backward
+    assert "tanh(%" in mg.format_tape(h)
+    h.sum().backward()
+    np.testing.assert_allclose(W.grad, x.data.T @ (1 - h.data**2))  # dL/dW = xᵀ (1 − tanh²(a))
+
+
 def live_tensors():
     return sum(isinstance(o, mg.Tensor) for o in gc.get_objects())
 

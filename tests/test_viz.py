@@ -240,6 +240,18 @@ def test_show_data_prints_small_values():
     assert f"= {numbers['L']:.4g}" in text and "= 1.75" in text  # L and h_2
 
 
+def test_show_data_leaves_out_values_already_freed_and_keeps_late_names():
+    x = mg.tensor(np.array([0.5, -1.0]), requires_grad=True, name="x")
+    a = x * 2.0  # no VJP saves a: once dropped, only its place in the graph remains
+    y = a.tanh()
+    a.name = "a"  # named after tanh used it
+    del a
+    text = " ".join(parse(viz.draw_graph(y.sum(), show_data=True).source).labels.values())
+    assert " a " in f" {text} "  # the late name is drawn
+    assert f"= [{np.tanh(1.0):.4g}, {np.tanh(-2.0):.4g}]" in text  # y = tanh(a) is alive ...
+    assert "[1, -2]" not in text  # ... a = (1, -2) is gone: its box is drawn without values
+
+
 # ---------------------------------------------------------------------------------------------
 # Gradient colours and the numbers behind them
 # ---------------------------------------------------------------------------------------------

@@ -493,12 +493,15 @@ def _leaf_attrs(lf: _Leaf, walk: _Walk, scale: _GradScale | None, show_data: boo
 
 
 def _output_data(walk: _Walk) -> dict[tuple[int, int], np.ndarray]:
-    """Each node's output arrays, found through its consumers' inputs (a node does not keep its outputs)."""
+    """Each node's output arrays that are still alive, found through its consumers' inputs (a node
+    keeps neither its outputs nor, for an input made by another op, more than a weak reference to it)."""
     data = dict(walk.root_data)
     for node in walk.nodes:
         for x in node.inputs:
-            if x._node is not None:
-                data.setdefault((x._node.seq, x._index), x.data)
+            if x._node is not None and (x._node.seq, x._index) not in data:
+                value = x.data  # None once the tensor was freed: its box shows no values
+                if value is not None:
+                    data[(x._node.seq, x._index)] = value
     return data
 
 
