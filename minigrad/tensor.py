@@ -457,7 +457,7 @@ class Tensor:
         # which lives as long as the graph does, even after the user dropped self
         cut = self
         if self._node is not None:
-            cut = self._in_graph if self._in_graph is not None else _graph_inputs((self,))[0]
+            cut = _graph_input(self)
         out._cut_from = weakref.ref(cut) if self.requires_grad else None
         return out
 
@@ -470,40 +470,50 @@ class Tensor:
     # next to their derivative rules.
 
 
-class GraphInput:
+class GraphInput(weakref.ref):
     """What a node keeps of an input made by another op: the graph, not the data.
 
     A node needs of such an input only where its gradient goes (``_node``,
     ``_index``) and, for printing and pictures, its name, shape and dtype. Its
-    array is reached through a weak reference: it stays alive only while the
-    user holds the tensor or a VJP closure saved it (tanh saves its output,
-    mul its inputs; the a in tanh(x @ W + b) nobody saves, so it is freed as
-    soon as the forward pass moves on). ``data`` is None once it is gone.
+    array is reached through a weak reference (a GraphInput is one: calling it
+    gives the tensor, or None): the array stays alive only while the user holds
+    the tensor or a VJP closure saved it (tanh saves its output, mul its inputs;
+    the a in tanh(x @ W + b) nobody saves, so it is freed as soon as the forward
+    pass moves on). ``data`` is None once it is gone.
 
     Leaves (parameters, inputs, constants) stay real Tensors in ``node.inputs``:
     backward accumulates into their ``.grad``. One GraphInput per tensor, made
     when an op first consumes it and shared by every later consumer.
     """
 
-    __slots__ = ("_node", "_index", "shape", "dtype", "name", "_written", "_tensor", "__weakref__")
+    __slots__ = ("_node", "_index", "shape", "dtype", "name", "_written", "__weakref__")
     requires_grad = True  # only tensors with a node get one, and those require grad
     _cut_from = None  # a detached tensor is a leaf, never a GraphInput
-
-    def __init__(self, t: Tensor):
-        self._node, self._index = t._node, t._index
-        self.shape, self.dtype, self.name, self._written = t.data.shape, t.data.dtype, t._name, t._written
-        self._tensor = weakref.ref(t)
 
     @property
     def data(self) -> np.ndarray | None:
         """The tensor's array while it is alive, else None."""
-        t = self._tensor()
+        t = self()
         return None if t is None else t.data
 
     def __repr__(self) -> str:
-        gone = "" if self._tensor() is not None else ", data freed"
+        gone = "" if self() is not None else ", data freed"
         name = f" {self.name!r}" if self.name else ""
         return f"<GraphInput{name} output {self._index} of %{self._node.seq} {self._node.op}, shape {self.shape}{gone}>"
+
+
+_new_ref = weakref.ref.__new__
+
+
+def _graph_input(t: Tensor) -> GraphInput:
+    """The GraphInput of op result ``t``, made on first use (slot writes, no __init__: this is on every op's path)."""
+    g = t._in_graph
+    if g is None:
+        g = t._in_graph = _new_ref(GraphInput, t)
+        g._node, g._index, g.name, g._written = t._node, t._index, t._name, t._written
+        d = t.data
+        g.shape, g.dtype = d.shape, d.dtype
+    return g
 
 
 def _graph_inputs(inputs: tuple) -> tuple:
@@ -514,11 +524,14 @@ def _graph_inputs(inputs: tuple) -> tuple:
     else:
         return inputs
     kept = []
-    for x in inputs:
+    for x in inputs:  # plain loops, _graph_input written out: this runs for nearly every op
         if x._node is not None:
             g = x._in_graph
             if g is None:
-                g = x._in_graph = GraphInput(x)
+                g = x._in_graph = _new_ref(GraphInput, x)
+                g._node, g._index, g.name, g._written = x._node, x._index, x._name, x._written
+                d = x.data
+                g.shape, g.dtype = d.shape, d.dtype
             x = g
         kept.append(x)
     return tuple(kept)
