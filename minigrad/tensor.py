@@ -1,8 +1,11 @@
 """Tensor and the tape: the whole reverse-mode machinery, and nothing else.
 
 A ``Tensor`` wraps a numpy array. Every differentiable op (see ``ops.py``)
-records one ``Node`` on the tape: the op name, its input tensors, a VJP
-closure, a sequence number (its place on the tape) and the active scope.
+records one ``Node`` on the tape: the op name, its inputs, a VJP closure, a
+sequence number (its place on the tape) and the active scope. An input made
+by another op is kept as a ``GraphInput`` (where it came from, its shape, a
+weak reference to its data): the tape holds the graph, and only the arrays a
+VJP closure saved stay alive with it.
 Creation order is a valid topological order, so ``backward`` only has to
 visit the nodes reachable from the root from the newest to the oldest:
 
@@ -489,6 +492,7 @@ class GraphInput(weakref.ref):
     __slots__ = ("_node", "_index", "shape", "dtype", "name", "_written", "__weakref__")
     requires_grad = True  # only tensors with a node get one, and those require grad
     _cut_from = None  # a detached tensor is a leaf, never a GraphInput
+    __eq__, __hash__ = object.__eq__, object.__hash__  # by identity (a weakref would compare the tensors)
 
     @property
     def data(self) -> np.ndarray | None:
