@@ -527,18 +527,7 @@ def _graph_inputs(inputs: tuple) -> tuple:
             break
     else:
         return inputs
-    kept = []
-    for x in inputs:  # plain loops, _graph_input written out: this runs for nearly every op
-        if x._node is not None:
-            g = x._in_graph
-            if g is None:
-                g = x._in_graph = _new_ref(GraphInput, x)
-                g._node, g._index, g.name, g._written = x._node, x._index, x._name, x._written
-                d = x.data
-                g.shape, g.dtype = d.shape, d.dtype
-            x = g
-        kept.append(x)
-    return tuple(kept)
+    return tuple([x if x._node is None else _graph_input(x) for x in inputs])
 
 
 def tensor(data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None) -> Tensor:
