@@ -215,6 +215,13 @@ class _RecurrentLayers(Module):
         xw = x2 @ W_ih.T if b is None else mg.addmm(b, x2, W_ih.T)
         return xw.reshape(T, B, W_ih.shape[0])
 
+    def forward(
+        self, x: Any, h0: Any = None, truncate: int | TruncationPolicy | None = None, return_states: bool = False
+    ) -> tuple:
+        """(out, h_n), or (out, h_n, StepStates) with ``return_states`` (LSTM overrides: h0 = (h_0, c_0))."""
+        out, h_n, _, states, _ = self._run(x, h0, None, truncate)
+        return (out, h_n, states) if return_states else (out, h_n)
+
     def _direction(self, x, weights, state, policy, reverse):  # pragma: no cover - per subclass
         raise NotImplementedError
 
@@ -282,12 +289,6 @@ class RNN(_RecurrentLayers):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, rng, dtype)
         self.nonlinearity = nonlinearity
 
-    def forward(
-        self, x: Any, h0: Any = None, truncate: int | TruncationPolicy | None = None, return_states: bool = False
-    ) -> tuple:
-        out, h_n, _, states, _ = self._run(x, h0, None, truncate)
-        return (out, h_n, states) if return_states else (out, h_n)
-
     def _direction(self, x, weights, h, policy, reverse):
         W_ih, W_hh, b_ih, b_hh = weights
         xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))  # b = b_ih + b_hh
@@ -315,12 +316,6 @@ class GRU(_RecurrentLayers):
     """
 
     gates = 3
-
-    def forward(
-        self, x: Any, h0: Any = None, truncate: int | TruncationPolicy | None = None, return_states: bool = False
-    ) -> tuple:
-        out, h_n, _, states, _ = self._run(x, h0, None, truncate)
-        return (out, h_n, states) if return_states else (out, h_n)
 
     def _direction(self, x, weights, h, policy, reverse):
         W_ih, W_hh, b_ih, b_hh = weights
