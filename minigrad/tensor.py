@@ -184,6 +184,7 @@ class Node:
         "seq",
         "scope",
         "n_out",
+        "many",
         "pending",
         "retained",
         "shape",
@@ -200,6 +201,7 @@ class Node:
         self.seq = next(_seq)
         self.scope = _scope
         self.n_out = n_out
+        self.many = False  # set by multi-output ops (split, unbind): vjp takes a list of gradients
         self.pending: list | None = None  # output gradients gathered during backward
         self.owned = 0  # bit i set: pending[i] is a buffer backward allocated (safe to add into)
         self.retained: list | None = None  # (output index, tensor) pairs that asked retain_grad
@@ -311,10 +313,10 @@ class Tensor:
         if _anomaly:
             _check_finite(datas, op, _scope, inputs, "output")
         needs = _grad_enabled and any(x.requires_grad for x in inputs)
-        if len(datas) == 1:  # backward hands a one-output node its gradient unwrapped; this vjp wants a list
-            many_vjp = vjp
-            vjp = lambda g: many_vjp([g])  # noqa: E731
-        node = Node(op, _graph_inputs(inputs), vjp, len(datas), datas[0].shape if datas else ()) if needs else None
+        node = None
+        if needs:
+            node = Node(op, _graph_inputs(inputs), vjp, len(datas), datas[0].shape if datas else ())
+            node.many = True  # its vjp takes the list of output gradients, even when there is one output
         outs = []
         for i, d in enumerate(datas):
             t = Tensor.__new__(Tensor)
@@ -595,7 +597,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 node.grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in gs if g is not None)))
             if not retain_graph:
                 node.vjp = None  # drop the closure: frees the arrays it saved
-            in_grads = vjp(gs[0]) if node.n_out == 1 else vjp(gs)
+            in_grads = vjp(gs) if node.many else vjp(gs[0])
             if _anomaly:
                 _check_finite(in_grads, node.op, node.scope, node.inputs, "gradient returned by the backward")
 
