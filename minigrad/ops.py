@@ -109,14 +109,18 @@ def sub(a: Any, b: Any) -> Tensor:
 def mul(a: Any, b: Any) -> Tensor:
     a, b = _lift2(a, b)
     y = _broadcast("mul", np.multiply, a, b)
-    ad, bd = a.data, b.data  # δa = δy ⊙ b,  δb = δy ⊙ a
+    # δa = δy ⊙ b,  δb = δy ⊙ a: each side's array is saved only if the other side takes a gradient
+    # (x * mask keeps no copy of x); the closure holds arrays, never the input tensors
+    ad = a.data if b.requires_grad else None
+    bd = b.data if a.requires_grad else None
+    sa, sb = a.shape, b.shape
     return _make(
         y,
         "mul",
         (a, b),
         lambda g: (
-            unbroadcast(g * bd, ad.shape) if a.requires_grad else None,
-            unbroadcast(g * ad, bd.shape) if b.requires_grad else None,
+            None if bd is None else unbroadcast(g * bd, sa),
+            None if ad is None else unbroadcast(g * ad, sb),
         ),
     )
 
@@ -124,14 +128,15 @@ def mul(a: Any, b: Any) -> Tensor:
 def div(a: Any, b: Any) -> Tensor:
     a, b = _lift2(a, b)
     y = _broadcast("div", np.divide, a, b)
-    ad, bd = a.data, b.data  # δa = δy / b,  δb = −δy ⊙ a / b²
+    need_a, need_b = a.requires_grad, b.requires_grad  # δa = δy / b,  δb = −δy ⊙ a / b²
+    ad, bd, sa, sb = a.data if need_b else None, b.data, a.shape, b.shape
     return _make(
         y,
         "div",
         (a, b),
         lambda g: (
-            unbroadcast(g / bd, ad.shape) if a.requires_grad else None,
-            unbroadcast(-g * ad / (bd * bd), bd.shape) if b.requires_grad else None,
+            unbroadcast(g / bd, sa) if need_a else None,
+            unbroadcast(-g * ad / (bd * bd), sb) if need_b else None,
         ),
     )
 
@@ -139,14 +144,16 @@ def div(a: Any, b: Any) -> Tensor:
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this module only)
     a, b = _lift2(a, b)
     y = _broadcast("pow", np.power, a, b)
-    ad, bd = a.data, b.data  # δa = δy ⊙ b a^(b−1),  δb = δy ⊙ y ln a  (0 where a = 0, as PyTorch)
+    need_a, need_b = a.requires_grad, b.requires_grad
+    ad, bd, sa, sb = a.data, b.data, a.shape, b.shape  # δa = δy ⊙ b a^(b−1),  δb = δy ⊙ y ln a  (0 where a = 0)
+    yd = y if need_b else None
     return _make(
         y,
         "pow",
         (a, b),
         lambda g: (
-            unbroadcast(g * bd * ad ** (bd - 1), ad.shape) if a.requires_grad else None,
-            unbroadcast(g * y * np.log(np.where(ad == 0, 1, ad)), bd.shape) if b.requires_grad else None,
+            unbroadcast(g * bd * ad ** (bd - 1), sa) if need_a else None,
+            unbroadcast(g * yd * np.log(np.where(ad == 0, 1, ad)), sb) if need_b else None,
         ),
     )
 
@@ -171,14 +178,18 @@ def matmul(a: Any, b: Any) -> Tensor:
         k_b = bd.shape[0] if bd.ndim == 1 else bd.shape[-2]
         why = f"{k_a} != {k_b}" if k_a != k_b else "batch dimensions do not broadcast"
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({why})") from None
-    if ad.ndim == 2 and bd.ndim == 2:  # the common case, without the reshaping below
+    # δa needs b and δb needs a: keep only what a gradient that will flow needs
+    sa, sb = ad.shape, bd.shape
+    ad = ad if b.requires_grad else None
+    bd = bd if a.requires_grad else None
+    if len(sa) == 2 and len(sb) == 2:  # the common case, without the reshaping below
         return _make(
             y,
             "matmul",
             (a, b),
-            lambda g: (g @ bd.T if a.requires_grad else None, ad.T @ g if b.requires_grad else None),
+            lambda g: (None if bd is None else g @ bd.T, None if ad is None else ad.T @ g),
         )
-    return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd))
+    return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd, sa, sb))
 
 
 def addmm(c: Any, a: Any, b: Any) -> Tensor:
@@ -198,30 +209,41 @@ def addmm(c: Any, a: Any, b: Any) -> Tensor:
         y += c.data  # in place into the fresh product: no second (n, m) array
     except ValueError:
         raise ValueError(f"addmm: c of shape {c.shape} does not broadcast onto a @ b of shape {y.shape}") from None
+    ad = ad if b.requires_grad else None  # saved only for the gradients that will flow (as in matmul)
+    bd = bd if a.requires_grad else None
+    need_c = c.requires_grad
     return _make(
         y,
         "addmm",
         (c, a, b),
         lambda g: (
-            unbroadcast(g, sc) if c.requires_grad else None,
-            g @ bd.T if a.requires_grad else None,
-            ad.T @ g if b.requires_grad else None,
+            unbroadcast(g, sc) if need_c else None,
+            None if bd is None else g @ bd.T,
+            None if ad is None else ad.T @ g,
         ),
     )
 
 
-def _matmul_vjp(g: np.ndarray, ad: np.ndarray, bd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _matmul_vjp(
+    g: np.ndarray, ad: np.ndarray | None, bd: np.ndarray | None, sa: tuple, sb: tuple
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     # Promote 1-D operands the way numpy does (a → (1, k), b → (k, 1)) and put
     # the removed axes back into g, then use the 2-D rule batched.
-    A = ad[None, :] if ad.ndim == 1 else ad
-    B = bd[:, None] if bd.ndim == 1 else bd
+    # ad is None when b takes no gradient (δb is not needed), bd likewise.
     G = g
-    if bd.ndim == 1:
+    if len(sb) == 1:
         G = G[..., None]
-    if ad.ndim == 1:
+    if len(sa) == 1:
         G = G[..., None, :]
-    da = unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape).reshape(ad.shape)
-    db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B.shape).reshape(bd.shape)
+    da = db = None
+    if bd is not None:  # δa = δy bᵀ
+        B = bd[:, None] if bd.ndim == 1 else bd
+        A_shape = (1, *sa) if len(sa) == 1 else sa
+        da = unbroadcast(G @ np.swapaxes(B, -1, -2), A_shape).reshape(sa)
+    if ad is not None:  # δb = aᵀ δy
+        A = ad[None, :] if ad.ndim == 1 else ad
+        B_shape = (*sb, 1) if len(sb) == 1 else sb
+        db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B_shape).reshape(sb)
     return da, db
 
 
@@ -331,12 +353,12 @@ def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
     axes = _axes(axis, x.ndim, "max")
     xd = x.data
     y = np.max(xd, axis=axes, keepdims=True)
+    hit = xd == y  # where the max is: a boolean mask is all the VJP keeps of x
 
     def vjp(g):  # δx = δy at the arg-max (split evenly between ties)
-        hit = xd == y
         # count the ties in g's dtype: an integer count would turn a float32 gradient into float64
         ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
-        return (hit * (_expand(g, xd.shape, axes, keepdims) / ties),)
+        return (hit * (_expand(g, hit.shape, axes, keepdims) / ties),)
 
     return _make(y if keepdims else np.squeeze(y, axis=axes), "max", (x,), vjp)
 
@@ -391,10 +413,10 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
         y = xd[idx]
     except IndexError as e:
         raise IndexError(f"getitem: index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
-    basic = _is_basic(idx)
+    basic, shape, dtype = _is_basic(idx), xd.shape, xd.dtype  # the VJP needs x's shape, not its data
 
     def vjp(g):  # δx = δy scattered back; repeated integer indices accumulate
-        dx = np.zeros_like(xd)
+        dx = np.zeros(shape, dtype)
         if basic:
             dx[idx] = g
         else:
@@ -440,10 +462,10 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tens
         pieces = np.split(x.data, sections, axis=axis)
     except (ValueError, np.exceptions.AxisError) as e:
         raise ValueError(f"split: cannot split shape {x.shape} into {sections} along axis {axis} ({e})") from None
-    dtype = x.dtype
+    dtype, shapes = x.dtype, [p.shape for p in pieces]  # the VJP needs the pieces' shapes, not their data
 
     def vjp(gs):
-        return (np.concatenate([np.zeros(p.shape, dtype) if g is None else g for g, p in zip(gs, pieces)], axis=axis),)
+        return (np.concatenate([np.zeros(s, dtype) if g is None else g for g, s in zip(gs, shapes)], axis=axis),)
 
     return _make_many(pieces, "split", (x,), vjp)
 
@@ -461,11 +483,11 @@ def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
         raise ValueError(f"unbind: axis {axis} is out of range for a tensor of shape {x.shape}")
     axis = axis % xd.ndim
     outs = list(np.moveaxis(xd, axis, 0))  # views into x, no copies
-    dtype = xd.dtype
+    shape, dtype = xd.shape, xd.dtype  # the VJP needs x's shape, not its data
 
     def vjp(gs):
         # one (T, …) buffer: each step's gradient written once
-        dx = np.empty(xd.shape, dtype)
+        dx = np.empty(shape, dtype)
         rows = np.moveaxis(dx, axis, 0)
         for i, g in enumerate(gs):
             rows[i] = 0 if g is None else g

@@ -505,6 +505,64 @@ def test_an_intermediate_no_vjp_saves_is_freed_once_dropped_and_the_gradient_is_
     np.testing.assert_allclose(W.grad, x.data.T @ (1 - h.data**2))  # dL/dW = xᵀ (1 − tanh²(a))
 
 
+# Each op applied to an intermediate x (a tensor another op made). Its VJP may save arrays,
+# never the input tensors themselves: a closure holding x would keep x alive (and its array).
+OPS_ON_AN_INTERMEDIATE = {
+    "add": lambda x: x + 1.0,
+    "mul": lambda x: x * leaf(3, 4, seed=1),
+    "mul by a constant": lambda x: x * np.ones((3, 4)),
+    "div": lambda x: leaf(3, 4, seed=1) / (x * x + 1.0),
+    "pow": lambda x: (x * x + 1.0) ** leaf(3, 4, seed=1),
+    "matmul": lambda x: x @ leaf(4, 2, seed=1),
+    "batched matmul": lambda x: x.reshape(3, 1, 4) @ leaf(3, 4, 2, seed=1),
+    "addmm": lambda x: mg.addmm(x, x, leaf(4, 4, seed=1)),
+    "tanh": mg.tanh,
+    "max": lambda x: x.max(axis=1),
+    "getitem": lambda x: x[[0, 2]],
+    "split": lambda x: mg.split(x, 2, axis=1)[0],
+    "unbind": lambda x: mg.unbind(x)[1],
+    "stack": lambda x: mg.stack([x, x]),
+    "where": lambda x: mg.where(x > 0, x, 0.0),
+}
+
+
+@pytest.mark.parametrize("op", OPS_ON_AN_INTERMEDIATE)
+def test_no_vjp_keeps_its_input_tensors_alive(op):
+    x = leaf(3, 4) * 1.0
+    y = OPS_ON_AN_INTERMEDIATE[op](x)
+    x_ref = weakref.ref(x)
+    del x
+    assert x_ref() is None  # the graph keeps x's place, the closure at most some arrays
+    y.sum().backward()  # and the gradient still flows
+
+
+def test_an_op_saves_only_what_the_gradients_that_flow_need():
+    # δx of x * c and x @ C needs c and C, never x: with constant c and C, x's array is not kept
+    for f in (lambda x: x * np.full((3, 4), 2.0), lambda x: x @ np.ones((4, 2))):
+        w = leaf(3, 4)
+        x = w * 1.0
+        x_data = weakref.ref(x.data)
+        y = f(x)
+        del x
+        assert x_data() is None
+        y.sum().backward()
+        assert w.grad is not None
+
+
+def test_splitting_keeps_no_copy_of_the_whole_once_the_pieces_are_consumed():
+    # the RNN layers unbind the (T, B, G·H) input projection and split each step's gates: the
+    # VJPs need the shapes only, so the whole is freed once the pieces are used and dropped
+    for pieces in (mg.unbind, lambda a: mg.split(a, 3, axis=1), lambda a: (a[[0, 1]], a[[2]])):
+        w = leaf(3, 6)
+        a = w * 1.0
+        a_data = weakref.ref(a.data)
+        hs = [p.tanh() for p in pieces(a)]
+        del a
+        assert a_data() is None
+        mg.concat([h.reshape(-1) for h in hs]).sum().backward()
+        np.testing.assert_allclose(w.grad, 1 - np.tanh(w.data) ** 2)
+
+
 def live_tensors():
     return sum(isinstance(o, mg.Tensor) for o in gc.get_objects())
 
