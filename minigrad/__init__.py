@@ -18,6 +18,7 @@ from .ops import (
     embedding,
     exp,
     getitem,
+    lerp,
     log,
     log_softmax,
     matmul,

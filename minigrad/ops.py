@@ -31,7 +31,7 @@ _make = Tensor._make
 _make_many = Tensor._make_many
 
 __all__ = [
-    "add", "sub", "mul", "div", "pow", "neg", "matmul", "addmm",
+    "add", "sub", "mul", "div", "pow", "lerp", "neg", "matmul", "addmm",
     "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "abs",
     "sum", "mean", "max", "reshape", "transpose", "getitem",
     "concat", "stack", "split", "unbind", "where", "clip",
@@ -75,13 +75,17 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g
 
 
-def _broadcast(op: str, f: Any, a: Tensor, b: Tensor) -> np.ndarray:
+def _broadcast(op: str, f: Any, a: Tensor, b: Tensor, out: np.ndarray | None = None) -> np.ndarray:
     try:
-        return f(a.data, b.data)
+        if out is None:
+            return f(a.data, b.data)
+        shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(
             f"{op}: shapes {a.shape} and {b.shape} do not broadcast (trailing dimensions must be equal or 1)"
         ) from None
+    _check_out(op, out, shape, np.result_type(a.data, b.data), (a, b))
+    return f(a.data, b.data, out=out)
 
 
 def _check_float(op: str, x: Tensor) -> None:
@@ -89,26 +93,39 @@ def _check_float(op: str, x: Tensor) -> None:
         raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
 
 
+def _check_out(op: str, out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: tuple[Tensor, ...]) -> None:
+    """numpy's ``out=``: the result is written into ``out``, an array of exactly the result's shape and
+    dtype that overlaps no input (a VJP may have saved that input; writing over it corrupts the gradient)."""
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
+        got = f"shape {out.shape}, dtype {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"{op}: out= must be a numpy array of shape {shape} and dtype {dtype}, got {got}")
+    if not out.flags.writeable:
+        raise ValueError(f"{op}: out= is read-only")
+    for x in inputs:
+        if np.may_share_memory(out, x.data):
+            raise ValueError(f"{op}: out= overlaps an input of shape {x.shape}; write the result elsewhere")
+
+
 # ---------------------------------------------------------------------------
 # Arithmetic (broadcasting: each VJP sums back to its input's shape)
 # ---------------------------------------------------------------------------
-def add(a: Any, b: Any) -> Tensor:
+def add(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     a, b = _lift2(a, b)
-    y = _broadcast("add", np.add, a, b)
+    y = _broadcast("add", np.add, a, b, out)
     sa, sb = a.shape, b.shape
     return _make(y, "add", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(g, sb)))
 
 
-def sub(a: Any, b: Any) -> Tensor:
+def sub(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     a, b = _lift2(a, b)
-    y = _broadcast("sub", np.subtract, a, b)
+    y = _broadcast("sub", np.subtract, a, b, out)
     sa, sb = a.shape, b.shape
     return _make(y, "sub", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(-g, sb)))
 
 
-def mul(a: Any, b: Any) -> Tensor:
+def mul(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     a, b = _lift2(a, b)
-    y = _broadcast("mul", np.multiply, a, b)
+    y = _broadcast("mul", np.multiply, a, b, out)
     # δa = δy ⊙ b,  δb = δy ⊙ a: each side's array is saved only if the other side takes a gradient
     # (x * mask keeps no copy of x); the closure holds arrays, never the input tensors
     ad = a.data if b.requires_grad else None
@@ -154,6 +171,40 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this mo
         lambda g: (
             unbroadcast(g * bd * ad ** (bd - 1), sa) if need_a else None,
             unbroadcast(g * yd * np.log(np.where(ad == 0, 1, ad)), sb) if need_b else None,
+        ),
+    )
+
+
+def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
+    """a + w ⊙ (b − a) (torch.lerp), all three broadcasting: the GRU's h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+    is ``lerp(n, h_prev, z)``, one node instead of three (sub, mul, add).
+
+    δa = δy ⊙ (1 − w),  δb = δy ⊙ w,  δw = δy ⊙ (b − a).
+    It saves a, b and w themselves, never b − a: in the GRU all three are saved by other nodes
+    anyway (tanh keeps n, σ keeps z, the next step's matmul keeps h), so this node adds no array.
+    """
+    a, b = _lift2(a, b)
+    w, a = _lift2(w, a)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape, w.shape)
+    except ValueError:
+        raise ValueError(f"lerp: shapes a {a.shape}, b {b.shape}, w {w.shape} do not broadcast") from None
+    if out is not None:
+        _check_out("lerp", out, shape, np.result_type(a.data, b.data, w.data), (a, b, w))
+    y = np.multiply(w.data, b.data - a.data, out=out)
+    y += a.data  # in place: no second array (y is fresh, or the caller's out)
+    need_a, need_b, need_w = a.requires_grad, b.requires_grad, w.requires_grad
+    ad, bd = (a.data, b.data) if need_w else (None, None)
+    wd = w.data if need_a or need_b else None
+    sa, sb, sw = a.shape, b.shape, w.shape
+    return _make(
+        y,
+        "lerp",
+        (a, b, w),
+        lambda g: (
+            unbroadcast(g - g * wd, sa) if need_a else None,
+            unbroadcast(g * wd, sb) if need_b else None,
+            unbroadcast(g * (bd - ad), sw) if need_w else None,
         ),
     )
 
@@ -260,20 +311,29 @@ def log(x: Tensor) -> Tensor:
     return _make(np.log(xd), "log", (x,), lambda g: (g / xd,))  # δx = δy / x
 
 
-def tanh(x: Tensor) -> Tensor:
-    y = np.tanh(x.data)
+def tanh(x: Tensor, out: np.ndarray | None = None) -> Tensor:
+    if out is not None:
+        _check_out("tanh", out, x.shape, x.dtype, (x,))
+    y = np.tanh(x.data, out=out)
     return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))  # δx = δy ⊙ (1 − y²)
 
 
-def sigmoid(x: Tensor) -> Tensor:
-    # σ(x) = ½ tanh(x/2) + ½: the same function, and it never overflows
-    y = 0.5 * np.tanh(0.5 * x.data) + 0.5
+def sigmoid(x: Tensor, out: np.ndarray | None = None) -> Tensor:
+    if out is not None:
+        _check_out("sigmoid", out, x.shape, x.dtype, (x,))
+    # σ(x) = ½ tanh(x/2) + ½: the same function, and it never overflows (computed in place in one array)
+    y = np.asarray(np.multiply(x.data, 0.5, out=out))  # asarray: a 0-d x gives a numpy scalar
+    np.tanh(y, out=y)
+    y *= 0.5
+    y += 0.5
     return _make(y, "sigmoid", (x,), lambda g: (g * y * (1 - y),))  # δx = δy ⊙ σ(1 − σ)
 
 
-def relu(x: Tensor) -> Tensor:
+def relu(x: Tensor, out: np.ndarray | None = None) -> Tensor:
+    if out is not None:
+        _check_out("relu", out, x.shape, x.dtype, (x,))
     mask = x.data > 0  # relu'(0) = 0
-    return _make(x.data * mask, "relu", (x,), lambda g: (g * mask,))
+    return _make(np.multiply(x.data, mask, out=out), "relu", (x,), lambda g: (g * mask,))
 
 
 def sqrt(x: Tensor) -> Tensor:
@@ -439,17 +499,45 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return _make(y, "concat", tensors, lambda g: tuple(np.split(g, cuts, axis=axis)))  # δx_i = slice i of δy
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], axis: int = 0, out: np.ndarray | None = None) -> Tensor:
+    """The tensors, all of one shape, along a new axis.
+
+    ``out``: numpy's out= (an array of the result's shape and dtype). A tensor may already be its
+    own slot of ``out``, written there by an earlier op's out= (the RNN layers write h_t straight
+    into row t): it is left in place, so the stacked result costs no second copy of the states.
+    """
     tensors = tuple(_lift(t) for t in tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got {', '.join(str(t.shape) for t in tensors)}")
     try:
-        y = np.stack([t.data for t in tensors], axis=axis)
-    except ValueError:
-        shapes = ", ".join(str(t.shape) for t in tensors)
-        raise ValueError(f"stack: all tensors must have the same shape, got {shapes}") from None
+        y = np.stack([t.data for t in tensors], axis=axis) if out is None else _stack_into(tensors, axis, out)
+    except np.exceptions.AxisError as e:
+        raise ValueError(f"stack: {e} (stacking tensors of shape {tensors[0].shape})") from None
     # δx_i = δy[i] along the stacked axis (views into δy, no copies)
     return _make(y, "stack", tensors, lambda g: tuple(np.moveaxis(g, axis, 0)))
+
+
+def _stack_into(tensors: tuple[Tensor, ...], axis: int, out: np.ndarray) -> np.ndarray:
+    """Copy each tensor into its slot of ``out``, skipping those already there (see ``stack``)."""
+    ndim = tensors[0].ndim + 1
+    axis = np.lib.array_utils.normalize_axis_index(axis, ndim)
+    dtype = np.result_type(*(t.data for t in tensors))
+    shape = (*tensors[0].shape[:axis], len(tensors), *tensors[0].shape[axis:])
+    _check_out("stack", out, shape, dtype, ())
+    owner = out if out.base is None else out.base
+    slots = np.moveaxis(out, axis, 0)
+    start, step = out.__array_interface__["data"][0], out.strides[axis]
+    for i, t in enumerate(tensors):
+        d = t.data
+        if (d if d.base is None else d.base) is owner and np.may_share_memory(d, out):
+            if d.__array_interface__["data"][0] != start + i * step or d.strides != slots[i].strides:
+                raise ValueError(f"stack: tensor {i} lies inside out= but not in its own slot {i}; write it elsewhere")
+            continue  # already in place: nothing to copy
+        slots[i] = d
+    return out
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:

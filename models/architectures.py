@@ -77,9 +77,9 @@ class ResidualRNN(RNN):
         if orthogonal:
             orthogonal_init_(self, gain, rng)
 
-    def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor) -> Tensor:
+    def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor, out: np.ndarray | None = None) -> Tensor:
         f = NONLINEARITIES[self.nonlinearity](mg.addmm(xw, h, W_hhT))  # f = φ(W_ih x_t + b + W_hh h_{t-1})
-        return h + (f if self.alpha == 1.0 else self.alpha * f)  # h_t = h_{t-1} + α f
+        return mg.add(h, f if self.alpha == 1.0 else self.alpha * f, out=out)  # h_t = h_{t-1} + α f
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", alpha={self.alpha}" if self.alpha != 1.0 else "")

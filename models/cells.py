@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 
-def _identity(a: Tensor) -> Tensor:
-    return a
+def _identity(a: Tensor, out: np.ndarray | None = None) -> Tensor:
+    return a  # no op, so nothing is written to out (the layer's stack then copies a in)
 
 
 # φ for the Elman RNN; "identity" is the linear RNN of the lecture notes (no node at all).
@@ -45,17 +45,21 @@ NONLINEARITIES: dict[str, Callable[[Tensor], Tensor]] = {"tanh": mg.tanh, "relu"
 # ---------------------------------------------------------------------------
 # The step equations (the only place they are written down)
 # ---------------------------------------------------------------------------
-def rnn_step(xw: Tensor, h: Tensor, W_hhT: Tensor, phi: Callable[[Tensor], Tensor]) -> Tensor:
+def rnn_step(xw: Tensor, h: Tensor, W_hhT: Tensor, phi: Callable[..., Tensor], out: np.ndarray | None = None) -> Tensor:
     """Elman step, given xw = W_ih x_t + b_ih + b_hh:
 
     h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)          (2 nodes: addmm, φ)
 
     ``mg.addmm(xw, h, W_hhT)`` is ``xw + h @ W_hhT`` recorded as one node (as torch.addmm).
+    ``out`` (here and in the other steps): a (B, H) array h_t may be written into; the layers
+    pass row t of their output, so that stacking h_1 … h_T afterwards copies nothing.
     """
-    return phi(mg.addmm(xw, h, W_hhT))
+    return phi(mg.addmm(xw, h, W_hhT), out=out)
 
 
-def gru_step(xrz: Tensor, xn: Tensor, h: Tensor, W_hhT: Tensor, b_hn: Tensor | None) -> Tensor:
+def gru_step(
+    xrz: Tensor, xn: Tensor, h: Tensor, W_hhT: Tensor, b_hn: Tensor | None, out: np.ndarray | None = None
+) -> Tensor:
     """GRU step, given xrz = [W_ir x_t + b_ir + b_hr, W_iz x_t + b_iz + b_hz] and xn = W_in x_t + b_in:
 
     r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
@@ -68,10 +72,10 @@ def gru_step(xrz: Tensor, xn: Tensor, h: Tensor, W_hhT: Tensor, b_hn: Tensor | N
     if b_hn is not None:
         gh_n = gh_n + b_hn
     n = mg.tanh(xn + r * gh_n)  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-    return n + z * (h - n)  # h' = (1 − z) ⊙ n + z ⊙ h
+    return mg.lerp(n, h, z, out=out)  # h' = n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h  (one node)
 
 
-def lstm_step(xw: Tensor, h: Tensor, c: Tensor, W_hhT: Tensor) -> tuple[Tensor, Tensor]:
+def lstm_step(xw: Tensor, h: Tensor, c: Tensor, W_hhT: Tensor, out: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
     """LSTM step, given xw = W_ih x_t + b_ih + b_hh (gates stacked i, f, g, o):
 
     i_t = σ(·), f_t = σ(·), g_t = tanh(·), o_t = σ(·)   of  W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
@@ -81,7 +85,7 @@ def lstm_step(xw: Tensor, h: Tensor, c: Tensor, W_hhT: Tensor) -> tuple[Tensor, 
     i, f, g, o = mg.split(mg.addmm(xw, h, W_hhT), 4, axis=-1)  # xw + h W_hhᵀ: one (B, 4H) node, one split
     i, f, g, o = mg.sigmoid(i), mg.sigmoid(f), mg.tanh(g), mg.sigmoid(o)
     c = f * c + i * g  # c_t = f ⊙ c_{t-1} + i ⊙ g
-    h = o * mg.tanh(c)  # h_t = o ⊙ tanh(c_t)
+    h = mg.mul(o, mg.tanh(c), out=out)  # h_t = o ⊙ tanh(c_t)
     return h, c
 
 

@@ -11,10 +11,10 @@ Backpropagation through time needs no code here: the loop records the unrolled g
     xw = x W_ihᵀ + b            ONE matmul for all T steps (in scope "l0"), split per step by unbind
     W_hhᵀ                       transposed once
     for t = 1..T:               scope "l0/t=1", …, "l0/t=T"
-        h_t = step(xw_t, h_{t-1})         only the recurrent product and the gate math
-        out_t = h_t
+        h_t = step(xw_t, h_{t-1})         only the recurrent product and the gate math,
+                                          h_t written straight into row t of out's array
         h_{t} → carried state   (detached at truncation points: see truncation.py)
-    out = stack(out_1..out_T)   ONE node
+    out = stack(h_1..h_T)       ONE node, and no copy: the rows are already in place
 
 The reverse direction (scope "l0_reverse") runs the same loop over reversed time; its step
 scopes and truncation count its own processing order (its "t=1" reads x_T).
@@ -180,13 +180,14 @@ class _RecurrentLayers(Module):
             outs = []
             for d in range(D):
                 tag, j = self._tag(layer, d), layer * D + d
+                rows = self._output_rows(T, B)
                 with mg.scope(tag):
                     init_state = h0s[j] if c0s is None else (h0s[j], c0s[j])
-                    hs, cs, last = self._direction(inp, self._weights(tag), init_state, policy, reverse=d == 1)
+                    hs, cs, last = self._direction(inp, self._weights(tag), init_state, policy, d == 1, rows)
                 states.h[tag] = hs
                 if cs is not None:
                     states.c[tag] = cs
-                outs.append(mg.stack(hs))  # (T, B, H): ONE node gathers the outputs
+                outs.append(mg.stack(hs, out=rows))  # (T, B, H): ONE node gathers the outputs
                 if self.has_cell:
                     h_n.append(last[0])
                     c_n.append(last[1])
@@ -203,6 +204,15 @@ class _RecurrentLayers(Module):
         elif self.batch_first:
             out = mg.transpose(out, 1, 0, 2)
         return out, h_n, c_n, states, batched
+
+    def _output_rows(self, T: int, B: int) -> np.ndarray | None:
+        """The (T, B, H) array a direction's h_1 … h_T are written into, row by row, so that
+        ``stack`` finds them in place: one copy of the states fewer in memory. None for small
+        outputs (under 64 KiB), where a copy costs less than checking the rows in place."""
+        H = self.hidden_size
+        if T * B * H * self.dtype.itemsize < 1 << 16:
+            return None
+        return np.empty((T, B, H), self.dtype)
 
     @staticmethod
     def _projection(x: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
@@ -222,22 +232,30 @@ class _RecurrentLayers(Module):
         out, h_n, _, states, _ = self._run(x, h0, None, truncate)
         return (out, h_n, states) if return_states else (out, h_n)
 
-    def _direction(self, x, weights, state, policy, reverse):  # pragma: no cover - per subclass
+    def _direction(self, x, weights, state, policy, reverse, rows):  # pragma: no cover - per subclass
         raise NotImplementedError
 
     @staticmethod
-    def _unroll(inputs: list, state: Any, step: Any, policy: TruncationPolicy | None) -> list:
+    def _unroll(
+        inputs: list, state: Any, step: Any, policy: TruncationPolicy | None, rows: np.ndarray | None, reverse: bool
+    ) -> list:
         """The loop over time, written once for every layer type:
 
-            state_t = step(input_t, state_{t-1})      in scope "t=1" … "t=T"
+            state_t = step(input_t, state_{t-1}, row_t)      in scope "t=1" … "t=T"
 
-        The state carried into step t+1 passes through the truncation policy (detached, or
-        rescaled); the list keeps each state_t itself, before any cut, for the outputs and δh_t.
+        ``row_t``: where h_t may be written (the row of ``rows`` for step t's time; None when
+        rows is None). The state carried into step t+1 passes through the truncation policy
+        (detached, or rescaled); the list keeps each state_t itself, before any cut, for the
+        outputs and δh_t. ``reverse``: inputs and states run in reversed time.
         """
         states, T = [], len(inputs)
-        for t, inp in enumerate(inputs, start=1):
+        if rows is None:
+            rows = [None] * T
+        elif reverse:
+            rows = rows[::-1]
+        for t, (inp, row) in enumerate(zip(inputs, rows), start=1):
             with mg.scope(f"t={t}"):
-                state = step(inp, state)
+                state = step(inp, state, row)
             states.append(state)
             if policy is not None and t < T:
                 state = policy.carry(t, state)  # cut (or rescale) what step t+1 receives
@@ -289,17 +307,21 @@ class RNN(_RecurrentLayers):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, rng, dtype)
         self.nonlinearity = nonlinearity
 
-    def _direction(self, x, weights, h, policy, reverse):
+    def _direction(self, x, weights, h, policy, reverse, rows):
         W_ih, W_hh, b_ih, b_hh = weights
         xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))  # b = b_ih + b_hh
         W_hhT, step = W_hh.T, self._step
         (xws,) = _steps(reverse, xws)
-        hs = self._unroll(xws, h, lambda xw, h: step(xw, h, W_hhT), policy)  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
+
+        def rnn_t(xw, h, row):  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
+            return step(xw, h, W_hhT, row)
+
+        hs = self._unroll(xws, h, rnn_t, policy, rows, reverse)
         return (hs[::-1] if reverse else hs), None, hs[-1]
 
-    def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor) -> Tensor:
-        """One step given the projected input (subclasses change the recurrence here)."""
-        return rnn_step(xw, h, W_hhT, NONLINEARITIES[self.nonlinearity])
+    def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor, out: np.ndarray | None = None) -> Tensor:
+        """One step given the projected input (subclasses change the recurrence here); ``out``: see rnn_step."""
+        return rnn_step(xw, h, W_hhT, NONLINEARITIES[self.nonlinearity], out)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -317,7 +339,7 @@ class GRU(_RecurrentLayers):
 
     gates = 3
 
-    def _direction(self, x, weights, h, policy, reverse):
+    def _direction(self, x, weights, h, policy, reverse, rows):
         W_ih, W_hh, b_ih, b_hh = weights
         H = self.hidden_size
         fold, b_hn = gru_biases(b_ih, b_hh, H)  # b_hr, b_hz fold into the projection; b_hn cannot
@@ -325,10 +347,10 @@ class GRU(_RecurrentLayers):
         xrzs, xns = _steps(reverse, mg.unbind(xrz), mg.unbind(xn))
         W_hhT = W_hh.T
 
-        def step(x_t, h):  # h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
-            return gru_step(x_t[0], x_t[1], h, W_hhT, b_hn)
+        def step(x_t, h, row):  # h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+            return gru_step(x_t[0], x_t[1], h, W_hhT, b_hn, row)
 
-        hs = self._unroll(list(zip(xrzs, xns)), h, step, policy)
+        hs = self._unroll(list(zip(xrzs, xns)), h, step, policy, rows, reverse)
         return (hs[::-1] if reverse else hs), None, hs[-1]
 
 
@@ -358,16 +380,16 @@ class LSTM(_RecurrentLayers):
         out, h_n, c_n, states, _ = self._run(x, h, c, truncate)
         return (out, (h_n, c_n), states) if return_states else (out, (h_n, c_n))
 
-    def _direction(self, x, weights, state, policy, reverse):
+    def _direction(self, x, weights, state, policy, reverse, rows):
         W_ih, W_hh, b_ih, b_hh = weights
         xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))
         (xws,) = _steps(reverse, xws)
         W_hhT = W_hh.T
 
-        def step(xw, state):  # c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t); h and c are cut together
-            return lstm_step(xw, state[0], state[1], W_hhT)
+        def step(xw, state, row):  # c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t); h and c are cut together
+            return lstm_step(xw, state[0], state[1], W_hhT, row)
 
-        states = self._unroll(xws, state, step, policy)
+        states = self._unroll(xws, state, step, policy, rows, reverse)
         if reverse:
             states = states[::-1]
         return [h for h, _ in states], [c for _, c in states], states[0 if reverse else -1]

@@ -235,3 +235,66 @@ def test_a_0d_value_used_three_times_gets_all_three_gradients():
     y = x * 1.0
     (y * 3 + y * 5 + y * 7).backward()
     assert x.grad == 15.0
+
+
+# -- out=: writing a result into a given array (numpy's convention) ----------------
+OUT_OPS = {
+    "tanh": lambda x, w, out=None: mg.tanh(x * w, out=out),
+    "sigmoid": lambda x, w, out=None: mg.sigmoid(x * w, out=out),
+    "relu": lambda x, w, out=None: mg.relu(x * w, out=out),
+    "add": lambda x, w, out=None: mg.add(x, w, out=out),
+    "sub": lambda x, w, out=None: mg.sub(x, w, out=out),
+    "mul": lambda x, w, out=None: mg.mul(x, w, out=out),
+    "lerp": lambda x, w, out=None: mg.lerp(x, x * w, w.sigmoid(), out=out),
+}
+
+
+@pytest.mark.parametrize("op", OUT_OPS)
+def test_out_writes_the_result_into_the_given_array_with_the_same_value_and_gradients(op):
+    f = OUT_OPS[op]
+    x, w = leaf(3, 4), leaf(4, seed=1)
+    f(x, w).sum().backward()
+    want, dx, dw = f(x, w).data, x.grad.copy(), w.grad.copy()
+    x.grad = w.grad = None
+    buf = np.full((3, 4), np.nan)
+    y = f(x, w, out=buf)
+    assert y.data is buf
+    np.testing.assert_array_equal(buf, want)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, dx, rtol=1e-15)
+    np.testing.assert_allclose(w.grad, dw, rtol=1e-15)
+
+
+def test_out_of_the_wrong_shape_or_dtype_names_the_op_and_what_it_needs():
+    x = leaf(3, 4)
+    with pytest.raises(ValueError, match=r"tanh: out= must be a numpy array of shape \(3, 4\) and dtype float64"):
+        mg.tanh(x, out=np.empty((4, 3)))
+    with pytest.raises(ValueError, match=r"mul: out= .* got shape \(3, 4\), dtype float32"):
+        mg.mul(x, 2.0, out=np.empty((3, 4), np.float32))
+    with pytest.raises(ValueError, match="add: shapes"):
+        mg.add(x, leaf(5), out=np.empty((3, 4)))
+
+
+def test_out_that_overlaps_an_input_is_refused_because_the_vjp_may_have_saved_that_input():
+    a, b = leaf(3, 4) * 1.0, leaf(3, 4, seed=1)
+    with pytest.raises(ValueError, match="mul: out= overlaps an input"):
+        mg.mul(a, b, out=a.data)  # δb = δy ⊙ a would read the product instead of a
+
+
+def test_stack_into_out_leaves_tensors_already_in_their_slots_and_copies_the_rest():
+    W = leaf(2, 4)
+    buf = np.empty((3, 2, 4))
+    hs = [mg.tanh(W * 1.0, out=buf[0]), W * 2.0, mg.tanh(W * 3.0, out=buf[2])]  # slot 1 comes from elsewhere
+    y = mg.stack(hs, out=buf)
+    assert y.data is buf
+    np.testing.assert_array_equal(buf, np.stack([np.tanh(W.data), 2 * W.data, np.tanh(3 * W.data)]))
+    y.sum().backward()
+    np.testing.assert_allclose(W.grad, (1 - np.tanh(W.data) ** 2) + 2 + 3 * (1 - np.tanh(3 * W.data) ** 2))
+
+
+def test_stack_refuses_a_tensor_that_lies_in_another_slot_of_out():
+    W = leaf(2, 4)
+    buf = np.empty((2, 2, 4))
+    hs = [mg.tanh(W, out=buf[0]), mg.tanh(W * 2.0, out=buf[1])]
+    with pytest.raises(ValueError, match="stack: tensor 0 lies inside out= but not in its own slot 0"):
+        mg.stack(hs[::-1], out=buf)  # copying row 1 over row 0 first would lose h_0

@@ -261,8 +261,8 @@ def test_each_step_runs_in_its_own_scope_inside_the_layer_and_direction_scope():
     [
         ("rnn", {}, 2),
         ("rnn", {"nonlinearity": "identity"}, 1),
-        ("gru", {}, 12),
-        ("gru", {"bias": False}, 11),
+        ("gru", {}, 10),
+        ("gru", {"bias": False}, 9),
         ("lstm", {}, 11),
     ],
 )

@@ -462,6 +462,32 @@ SWEEP: dict[str, Callable[[np.random.Generator], list[Case]]] = {
             ((2, 1), (2, 3), (3, 5)),
         ]
     ],
+    "lerp": lambda rng: (
+        [
+            case(
+                f"{sa}, {sb}, {sw}",
+                mg.lerp,
+                normal(rng, sa),
+                normal(rng, sb),
+                normal(rng, sw),
+                ref=lambda a, b, w: a + w * (b - a),
+            )
+            for sa, sb, sw in [
+                ((2, 3), (2, 3), (2, 3)),
+                ((3,), (2, 3), (2, 1)),
+                ((), (1,), (4,)),
+                ((2, 1, 3), (3,), ()),
+            ]
+        ]
+        + [
+            case(
+                "python scalars",
+                lambda b: mg.lerp(0.5, b, 0.25),
+                normal(rng, (3,)),
+                ref=lambda b: 0.5 + 0.25 * (b - 0.5),
+            )
+        ]
+    ),
     "exp": unary(mg.exp, np.exp, extra=[lambda rng: case("large negative", mg.exp, [-50.0, -700.0], ref=np.exp)]),
     "log": unary(mg.log, np.log, positive, extra=[lambda rng: case("near 0", mg.log, [1e-3, 5e-3, 2e-2], ref=np.log)]),
     "tanh": unary(mg.tanh, np.tanh, extra=[lambda rng: case("±1000, ±20", mg.tanh, [-1000.0, -20.0, 20.0, 1000.0])]),
