@@ -9,6 +9,8 @@ Backpropagation through time needs no code here: the loop records the unrolled g
 ``backward`` walks it. What the loop does per layer and direction:
 
     xw = x W_ihᵀ + b            ONE matmul for all T steps (in scope "l0"), split per step by unbind
+                                (for T·B over 1024 rows: one per chunk of ~1024 rows, made as the loop
+                                reaches it, so the whole sequence's projection never sits in memory)
     W_hhᵀ                       transposed once
     for t = 1..T:               scope "l0/t=1", …, "l0/t=T"
         h_t = step(xw_t, h_{t-1})         only the recurrent product and the gate math,
@@ -22,6 +24,7 @@ scopes and truncation count its own processing order (its "t=1" reads x_T).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,18 +208,21 @@ class _RecurrentLayers(Module):
             out = mg.transpose(out, 1, 0, 2)
         return out, h_n, c_n, states, batched
 
+    # outputs smaller than this are stacked by copying (cheaper than checking rows in place)
+    output_rows_min_bytes = 1 << 16
+
     def _output_rows(self, T: int, B: int) -> np.ndarray | None:
         """The (T, B, H) array a direction's h_1 … h_T are written into, row by row, so that
         ``stack`` finds them in place: one copy of the states fewer in memory. None for small
-        outputs (under 64 KiB), where a copy costs less than checking the rows in place."""
+        outputs (under ``output_rows_min_bytes``)."""
         H = self.hidden_size
-        if T * B * H * self.dtype.itemsize < 1 << 16:
+        if T * B * H * self.dtype.itemsize < self.output_rows_min_bytes:
             return None
         return np.empty((T, B, H), self.dtype)
 
     @staticmethod
     def _projection(x: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
-        """W_ih x_t + b for all steps at once: one (T*B, I) @ (I, G*H) product → (T, B, G*H).
+        """W_ih x_t + b for all steps of x (T, B, I) at once: one (T*B, I) @ (I, G*H) product → (T, B, G*H).
 
         With a bias it is one addmm node: one (T*B, G*H) array instead of two (product, sum).
         """
@@ -224,6 +230,29 @@ class _RecurrentLayers(Module):
         x2 = x.reshape(T * B, I)
         xw = x2 @ W_ih.T if b is None else mg.addmm(b, x2, W_ih.T)
         return xw.reshape(T, B, W_ih.shape[0])
+
+    # rows of x (steps × batch) per input-projection matmul: enough for BLAS to run at full speed
+    projection_rows = 1024
+
+    def _projected_steps(
+        self, x: Tensor, W_ih: Tensor, b: Tensor | None, reverse: bool, per_step: Any = mg.unbind
+    ) -> Iterator:
+        """The per-step inputs W_ih x_t + b in processing order, projected lazily, chunk by chunk.
+
+        x (T, B, I) is cut into chunks of about ``projection_rows`` rows (T·B rows in all; one
+        chunk when T·B ≤ projection_rows, PyTorch's single projection). Each chunk is ONE matmul
+        (``_projection``), split per step by ``per_step``. A chunk is projected when the loop
+        reaches its first step and freed once its steps have run, and backward meets its nodes
+        right after those steps: neither pass ever holds the (T, B, G·H) projection of the whole
+        sequence, which for an LSTM is as big as four of its saved states.
+        """
+        T, B, _ = x.shape
+        chunks = -(-T * B // self.projection_rows)  # ⌈T·B / rows⌉
+        size = -(-T // chunks)  # steps per chunk
+        pieces = mg.split(x, list(range(size, T, size))) if chunks > 1 else (x,)
+        for piece in reversed(pieces) if reverse else pieces:
+            steps = per_step(self._projection(piece, W_ih, b))
+            yield from reversed(steps) if reverse else steps
 
     def forward(
         self, x: Any, h0: Any = None, truncate: int | TruncationPolicy | None = None, return_states: bool = False
@@ -237,18 +266,25 @@ class _RecurrentLayers(Module):
 
     @staticmethod
     def _unroll(
-        inputs: list, state: Any, step: Any, policy: TruncationPolicy | None, rows: np.ndarray | None, reverse: bool
+        inputs: Iterable,
+        T: int,
+        state: Any,
+        step: Any,
+        policy: TruncationPolicy | None,
+        rows: np.ndarray | None,
+        reverse: bool,
     ) -> list:
         """The loop over time, written once for every layer type:
 
             state_t = step(input_t, state_{t-1}, row_t)      in scope "t=1" … "t=T"
 
+        ``inputs``: the T per-step inputs in processing order (made lazily: ``_projected_steps``).
         ``row_t``: where h_t may be written (the row of ``rows`` for step t's time; None when
         rows is None). The state carried into step t+1 passes through the truncation policy
         (detached, or rescaled); the list keeps each state_t itself, before any cut, for the
         outputs and δh_t. ``reverse``: inputs and states run in reversed time.
         """
-        states, T = [], len(inputs)
+        states = []
         if rows is None:
             rows = [None] * T
         elif reverse:
@@ -274,11 +310,6 @@ class _RecurrentLayers(Module):
         if self.dtype != np.float64:
             s += f", dtype={self.dtype}"
         return s
-
-
-def _steps(reverse: bool, *seqs: tuple) -> tuple:
-    """The per-step inputs in processing order (reversed time for the reverse direction)."""
-    return tuple(s[::-1] for s in seqs) if reverse else seqs
 
 
 class RNN(_RecurrentLayers):
@@ -309,14 +340,13 @@ class RNN(_RecurrentLayers):
 
     def _direction(self, x, weights, h, policy, reverse, rows):
         W_ih, W_hh, b_ih, b_hh = weights
-        xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))  # b = b_ih + b_hh
+        xws = self._projected_steps(x, W_ih, None if b_ih is None else b_ih + b_hh, reverse)  # b = b_ih + b_hh
         W_hhT, step = W_hh.T, self._step
-        (xws,) = _steps(reverse, xws)
 
         def rnn_t(xw, h, row):  # h_t = φ(W_ih x_t + b + W_hh h_{t-1})
             return step(xw, h, W_hhT, row)
 
-        hs = self._unroll(xws, h, rnn_t, policy, rows, reverse)
+        hs = self._unroll(xws, len(x), h, rnn_t, policy, rows, reverse)
         return (hs[::-1] if reverse else hs), None, hs[-1]
 
     def _step(self, xw: Tensor, h: Tensor, W_hhT: Tensor, out: np.ndarray | None = None) -> Tensor:
@@ -343,14 +373,18 @@ class GRU(_RecurrentLayers):
         W_ih, W_hh, b_ih, b_hh = weights
         H = self.hidden_size
         fold, b_hn = gru_biases(b_ih, b_hh, H)  # b_hr, b_hz fold into the projection; b_hn cannot
-        xrz, xn = mg.split(self._projection(x, W_ih, fold), [2 * H], axis=-1)  # (T, B, 2H), (T, B, H)
-        xrzs, xns = _steps(reverse, mg.unbind(xrz), mg.unbind(xn))
+
+        def per_step(xw):  # (steps, B, 3H) → per step (xrz_t, xn_t): [W_ir x + b_r, W_iz x + b_z], W_in x + b_in
+            xrz, xn = mg.split(xw, [2 * H], axis=-1)
+            return list(zip(mg.unbind(xrz), mg.unbind(xn)))
+
+        inputs = self._projected_steps(x, W_ih, fold, reverse, per_step)
         W_hhT = W_hh.T
 
         def step(x_t, h, row):  # h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
             return gru_step(x_t[0], x_t[1], h, W_hhT, b_hn, row)
 
-        hs = self._unroll(list(zip(xrzs, xns)), h, step, policy, rows, reverse)
+        hs = self._unroll(inputs, len(x), h, step, policy, rows, reverse)
         return (hs[::-1] if reverse else hs), None, hs[-1]
 
 
@@ -382,14 +416,13 @@ class LSTM(_RecurrentLayers):
 
     def _direction(self, x, weights, state, policy, reverse, rows):
         W_ih, W_hh, b_ih, b_hh = weights
-        xws = mg.unbind(self._projection(x, W_ih, None if b_ih is None else b_ih + b_hh))
-        (xws,) = _steps(reverse, xws)
+        xws = self._projected_steps(x, W_ih, None if b_ih is None else b_ih + b_hh, reverse)
         W_hhT = W_hh.T
 
         def step(xw, state, row):  # c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t); h and c are cut together
             return lstm_step(xw, state[0], state[1], W_hhT, row)
 
-        states = self._unroll(xws, state, step, policy, rows, reverse)
+        states = self._unroll(xws, len(x), state, step, policy, rows, reverse)
         if reverse:
             states = states[::-1]
         return [h for h, _ in states], [c for _, c in states], states[0 if reverse else -1]

@@ -292,20 +292,27 @@ def test_return_states_gives_the_tensors_that_fill_the_output():
 
 
 @pytest.mark.parametrize(
-    "mode,L,bidir,truncate",
+    "mode,L,bidir,truncate,memory_saving",
     [
-        ("rnn", 1, False, None),
-        ("rnn", 2, True, 2),
-        ("gru", 2, False, 2),
-        ("gru", 1, True, None),
-        ("lstm", 2, True, 2),
-        ("lstm", 1, False, None),
+        ("rnn", 1, False, None, False),
+        ("rnn", 2, True, 2, False),
+        ("gru", 2, False, 2, False),
+        ("gru", 1, True, None, False),
+        ("lstm", 2, True, 2, False),
+        ("lstm", 1, False, None, False),
+        ("rnn", 2, True, 2, True),
+        ("gru", 2, True, None, True),
+        ("lstm", 2, True, 2, True),
+        ("lstm", 1, False, None, True),
     ],
 )
-def test_delta_h_t_and_all_gradients_match_the_handwritten_reference(mode, L, bidir, truncate):
+def test_delta_h_t_and_all_gradients_match_the_handwritten_reference(mode, L, bidir, truncate, memory_saving):
     reference = pytest.importorskip("models.reference")
     Tl, D = 6, 2 if bidir else 1
     layer = _layer(mode, num_layers=L, bidirectional=bidir)
+    if memory_saving:  # what long sequences get: the input projection in chunks, h_t written in place
+        layer.projection_rows = 4  # T·B = 12 rows: 3 chunks of 2 steps
+        layer.output_rows_min_bytes = 0
     rng = np.random.default_rng(9)
     x = mg.Tensor(rng.standard_normal((Tl, B, I)), requires_grad=True)
     h0, c0 = rng.standard_normal((L * D, B, H)), rng.standard_normal((L * D, B, H))
@@ -321,6 +328,11 @@ def test_delta_h_t_and_all_gradients_match_the_handwritten_reference(mode, L, bi
     else:
         out, h_n, states = layer(x, h0t, truncate=truncate, return_states=True)
         loss = (out * dout).sum() + (h_n * dh_n).sum()
+    if memory_saving:
+        projections = [n for n in mg.tape(loss) if n.op == "addmm" and n.scope == "l0"]
+        assert len(projections) == 3
+        hs = states.h["l0"]
+        assert hs[0].data.base is not None and hs[0].data.base is hs[-1].data.base  # rows of one array
     states.retain_grad()
     loss.backward()
     ref = reference.stacked_bptt(
@@ -340,3 +352,31 @@ def test_delta_h_t_and_all_gradients_match_the_handwritten_reference(mode, L, bi
         np.testing.assert_allclose(c0t.grad, ref.dc0, **tol)
         for tag, dc in states.grads("c").items():
             np.testing.assert_allclose(dc, ref.dc[tag], **tol, err_msg=f"δc_t of {tag}")
+
+
+def _forward_backward_peak(layer, x):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        out, _ = layer(x)
+        forward_peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.reset_peak()
+        (out * out).sum().backward()
+        return forward_peak, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_long_sequence_never_holds_the_input_projection_of_all_steps_at_once():
+    T_, B_, H_ = 200, 16, 32
+    x = np.random.default_rng(0).standard_normal((T_, B_, I))
+    projection = T_ * B_ * 4 * H_ * 8  # bytes of W_ih x_t + b for every step (float64 LSTM: 4 gates)
+    whole, chunked = models.LSTM(I, H_, rng=0), models.LSTM(I, H_, rng=0)
+    whole.projection_rows = T_ * B_  # one matmul for the whole sequence
+    chunked.projection_rows = 256  # 13 chunks of 16 steps
+    (f_whole, b_whole), (f_chunked, b_chunked) = _forward_backward_peak(whole, x), _forward_backward_peak(chunked, x)
+    assert f_chunked < f_whole - 0.8 * projection  # a chunk's projection is freed once its steps ran
+    assert b_chunked <= b_whole  # backward meets each chunk's nodes right after its steps: no more either
+    assert len([n for n in mg.tape(chunked(x)[0]) if n.op == "addmm" and n.scope == "l0"]) == 13
