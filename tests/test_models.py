@@ -378,5 +378,5 @@ def test_a_long_sequence_never_holds_the_input_projection_of_all_steps_at_once()
     chunked.projection_rows = 256  # 13 chunks of 16 steps
     (f_whole, b_whole), (f_chunked, b_chunked) = _forward_backward_peak(whole, x), _forward_backward_peak(chunked, x)
     assert f_chunked < f_whole - 0.8 * projection  # a chunk's projection is freed once its steps ran
-    assert b_chunked <= b_whole  # backward meets each chunk's nodes right after its steps: no more either
+    assert b_chunked < b_whole + 0.1 * projection  # backward: no more than with one projection (its peak is elsewhere)
     assert len([n for n in mg.tape(chunked(x)[0]) if n.op == "addmm" and n.scope == "l0"]) == 13
