@@ -156,7 +156,7 @@ def _minigrad_ops_impl(p: Problem) -> Impl | None:
     def step():
         for t in (W_ih, W_hh, b_ih, b_hh, x):
             t.grad = None
-        xw = (x.reshape(T * B, I) @ W_ih.T + (b_ih + b_hh)).reshape(T, B, H)  # one GEMM for all steps
+        xw = addmm(b_ih + b_hh, x.reshape(T * B, I), W_ih.T).reshape(T, B, H)  # one GEMM for all steps
         W_hhT, h, hs = W_hh.T, h0, []  # W_hhᵀ transposed once
         for xw_t in mg.unbind(xw):  # one node splits the T steps
             h = mg.tanh(addmm(xw_t, h, W_hhT))  # h_t = tanh(W_ih x_t + b + W_hh h_{t-1})
