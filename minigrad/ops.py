@@ -185,13 +185,20 @@ def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
     """
     a, b = _lift2(a, b)
     w, a = _lift2(w, a)
-    try:
-        shape = np.broadcast_shapes(a.shape, b.shape, w.shape)
-    except ValueError:
-        raise ValueError(f"lerp: shapes a {a.shape}, b {b.shape}, w {w.shape} do not broadcast") from None
+
+    def shapes_error() -> ValueError:
+        return ValueError(f"lerp: shapes a {a.shape}, b {b.shape}, w {w.shape} do not broadcast")
+
     if out is not None:
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape, w.shape)
+        except ValueError:
+            raise shapes_error() from None
         _check_out("lerp", out, shape, np.result_type(a.data, b.data, w.data), (a, b, w))
-    y = np.multiply(w.data, b.data - a.data, out=out)
+    try:
+        y = np.multiply(w.data, b.data - a.data, out=out)
+    except ValueError:
+        raise shapes_error() from None
     y += a.data  # in place: no second array (y is fresh, or the caller's out)
     need_a, need_b, need_w = a.requires_grad, b.requires_grad, w.requires_grad
     ad, bd = (a.data, b.data) if need_w else (None, None)
