@@ -602,11 +602,12 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 _check_finite(in_grads, node.op, node.scope, node.inputs, "gradient returned by the backward")
 
             for x, gx in zip(node.inputs, in_grads):
-                if gx is None or not x.requires_grad:
+                if gx is None:
                     continue
                 child = x._node
-                if child is None:
-                    _accumulate_leaf(x, gx)
+                if child is None:  # a leaf: parameters and inputs keep their gradient, constants drop it
+                    if x.requires_grad:  # asked of leaves only: a GraphInput always requires grad (saves a lookup)
+                        _accumulate_leaf(x, gx)
                     continue
                 pending = child.pending
                 if pending is None:  # first gradient to reach this node: schedule it
