@@ -607,8 +607,11 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                     continue
                 pending = child.pending
                 if pending is None:  # first gradient to reach this node: schedule it
-                    pending = child.pending = [None] * child.n_out
                     push(heap, (-child.seq, child))
+                    if child.n_out == 1:  # the usual case: a list of just this gradient (no [None] * n, no store)
+                        child.pending = [gx]
+                        continue
+                    pending = child.pending = [None] * child.n_out
                 i = x._index
                 acc = pending[i]
                 if acc is None:
