@@ -275,7 +275,7 @@ class Tensor:
         self._grad: np.ndarray | None = None
         self._node: Node | None = None
         self._index = 0  # which output of its node this tensor is
-        self._in_graph: GraphInput | None = None  # how the nodes that consume this (non-leaf) tensor see it
+        self._in_graph: GraphInput | None = None  # with a node: how the nodes that consume this tensor see it
         self.name = name
         self._cut_from: weakref.ref | None = None  # set by detach(), for pictures
         self._written = 0  # value of the write counter at this tensor's last in-place write
@@ -291,7 +291,6 @@ class Tensor:
         out._grad = None
         out._index = 0
         out._name = None
-        out._in_graph = None
         out._cut_from = None
         out._written = 0
         if _anomaly:
@@ -300,10 +299,13 @@ class Tensor:
             for x in inputs:  # a plain loop: cheaper than any(<generator>) on the hot path
                 if x.requires_grad:
                     out.requires_grad = True
-                    out._node = Node(op, _graph_inputs(inputs), vjp, 1, data.shape)
+                    shape = data.shape  # one tuple for the node and the GraphInput (each .shape call makes a new one)
+                    out._node = Node(op, _graph_inputs(inputs), vjp, 1, shape)
+                    # its GraphInput made now: each consumer just reads out._in_graph, no make-if-missing call
+                    out._in_graph = _graph_input(out, shape)
                     return out
         out.requires_grad = False
-        out._node = None
+        out._node = out._in_graph = None
         return out
 
     @staticmethod
@@ -315,14 +317,15 @@ class Tensor:
         needs = _grad_enabled and any(x.requires_grad for x in inputs)
         node = None
         if needs:
-            node = Node(op, _graph_inputs(inputs), vjp, len(datas), datas[0].shape if datas else ())
+            shapes = [d.shape for d in datas]
+            node = Node(op, _graph_inputs(inputs), vjp, len(datas), shapes[0] if datas else ())
             node.many = True  # its vjp takes the list of output gradients, even when there is one output
         outs = []
         for i, d in enumerate(datas):
             t = Tensor.__new__(Tensor)
             t.data, t._grad, t._index, t._name, t._cut_from, t._written = d, None, i, None, None, 0
-            t._in_graph = None
             t.requires_grad, t._node = needs, node
+            t._in_graph = _graph_input(t, shapes[i]) if needs else None
             outs.append(t)
         return tuple(outs)
 
@@ -458,11 +461,9 @@ class Tensor:
         out.data, out._grad, out._index, out._name, out._written = self.data, None, 0, self._name, 0
         out._in_graph = None
         out.requires_grad, out._node = False, None
-        # remember the cut through the graph's view of self (made here if no op consumed self yet),
-        # which lives as long as the graph does, even after the user dropped self
-        cut = self
-        if self._node is not None:
-            cut = _graph_input(self)
+        # remember the cut through the graph's view of self, which lives as long as
+        # the graph does, even after the user dropped self
+        cut = self if self._in_graph is None else self._in_graph
         out._cut_from = weakref.ref(cut) if self.requires_grad else None
         return out
 
@@ -488,7 +489,7 @@ class GraphInput(weakref.ref):
 
     Leaves (parameters, inputs, constants) stay real Tensors in ``node.inputs``:
     backward accumulates into their ``.grad``. One GraphInput per tensor, made
-    when an op first consumes it and shared by every later consumer.
+    with its node (``t._in_graph``) and shared by every consumer.
     """
 
     __slots__ = ("_node", "_index", "shape", "dtype", "name", "_written", "__weakref__")
@@ -511,25 +512,20 @@ class GraphInput(weakref.ref):
 _new_ref = weakref.ref.__new__
 
 
-def _graph_input(t: Tensor) -> GraphInput:
-    """The GraphInput of op result ``t``, made on first use (slot writes, no __init__: this is on every op's path)."""
-    g = t._in_graph
-    if g is None:
-        g = t._in_graph = _new_ref(GraphInput, t)
-        g._node, g._index, g.name, g._written = t._node, t._index, t._name, t._written
-        d = t.data
-        g.shape, g.dtype = d.shape, d.dtype
+def _graph_input(t: Tensor, shape: tuple) -> GraphInput:
+    """A new GraphInput for op result ``t`` of shape ``shape`` (slot writes, no __init__: this is on every op's path)."""
+    g = _new_ref(GraphInput, t)
+    g._node, g._index, g.name, g._written = t._node, t._index, t._name, t._written
+    g.shape, g.dtype = shape, t.data.dtype
     return g
 
 
 def _graph_inputs(inputs: tuple) -> tuple:
     """``inputs`` as a node keeps them: leaves as they are, op results as their GraphInput."""
-    for x in inputs:  # the common case first: all leaves (parameters, inputs), keep the tuple as is
-        if x._node is not None:
-            break
-    else:
-        return inputs
-    return tuple([x if x._node is None else _graph_input(x) for x in inputs])
+    if len(inputs) == 1:  # one-input ops (tanh, sum, reshape, …): no list comprehension
+        g = inputs[0]._in_graph
+        return inputs if g is None else (g,)
+    return tuple([x if x._in_graph is None else x._in_graph for x in inputs])
 
 
 def tensor(data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None) -> Tensor:
@@ -602,16 +598,20 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 _check_finite(in_grads, node.op, node.scope, node.inputs, "gradient returned by the backward")
 
             for x, gx in zip(node.inputs, in_grads):
-                if gx is None or not x.requires_grad:
+                if gx is None:
                     continue
                 child = x._node
-                if child is None:
-                    _accumulate_leaf(x, gx)
+                if child is None:  # a leaf: parameters and inputs keep their gradient, constants drop it
+                    if x.requires_grad:
+                        _accumulate_leaf(x, gx)
                     continue
                 pending = child.pending
                 if pending is None:  # first gradient to reach this node: schedule it
-                    pending = child.pending = [None] * child.n_out
                     push(heap, (-child.seq, child))
+                    if child.n_out == 1:  # the usual case: a list of just this gradient (no [None] * n, no store)
+                        child.pending = [gx]
+                        continue
+                    pending = child.pending = [None] * child.n_out
                 i = x._index
                 acc = pending[i]
                 if acc is None:
