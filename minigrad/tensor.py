@@ -64,8 +64,7 @@ class AnomalyError(FloatingPointError):
 # Plain module globals: reading one costs a dictionary lookup, nothing more.
 # ---------------------------------------------------------------------------
 _grad_enabled = True
-_scope_stack: list[str] = []
-_scope = ""  # "/".join(_scope_stack), kept ready so recording a node costs one read
+_scope = ""  # the current scope path, "l0/t=3", kept ready so recording a node costs one read
 _seq = itertools.count()  # next(_seq): the node's place on the tape
 _norms_enabled = False
 _anomaly = False  # detect_anomaly(): check every op's output and every gradient for NaN/Inf
@@ -108,7 +107,7 @@ class scope:  # noqa: N801 (used like a function: with mg.scope("t=3"))
     scope per time step, and this costs a fraction of a generator's set-up.
     """
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "_outer")
 
     def __init__(self, name: str):
         name = str(name)
@@ -118,13 +117,12 @@ class scope:  # noqa: N801 (used like a function: with mg.scope("t=3"))
 
     def __enter__(self) -> None:
         global _scope
-        _scope_stack.append(self.name)
+        self._outer = _scope  # restored on exit
         _scope = f"{_scope}/{self.name}" if _scope else self.name
 
     def __exit__(self, *exc: object) -> None:
         global _scope
-        _scope_stack.pop()
-        _scope = "/".join(_scope_stack)
+        _scope = self._outer
 
 
 def current_scope() -> str:
