@@ -52,6 +52,7 @@ from .tensor import (
     detect_anomaly,
     enable_grad,
     format_tape,
+    gc_paused,
     is_grad_enabled,
     no_grad,
     record_grad_norms,

@@ -289,12 +289,13 @@ class _RecurrentLayers(Module):
             rows = [None] * T
         elif reverse:
             rows = rows[::-1]
-        for t, (inp, row) in enumerate(zip(inputs, rows), start=1):
-            with mg.scope(f"t={t}"):
-                state = step(inp, state, row)
-            states.append(state)
-            if policy is not None and t < T:
-                state = policy.carry(t, state)  # cut (or rescale) what step t+1 receives
+        with mg.gc_paused():  # thousands of graph objects, freed by reference counts: no collector passes
+            for t, (inp, row) in enumerate(zip(inputs, rows), start=1):
+                with mg.scope(f"t={t}"):
+                    state = step(inp, state, row)
+                states.append(state)
+                if policy is not None and t < T:
+                    state = policy.carry(t, state)  # cut (or rescale) what step t+1 receives
         return states
 
     def extra_repr(self) -> str:

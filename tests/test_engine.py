@@ -298,3 +298,33 @@ def test_stack_refuses_a_tensor_that_lies_in_another_slot_of_out():
     hs = [mg.tanh(W, out=buf[0]), mg.tanh(W * 2.0, out=buf[1])]
     with pytest.raises(ValueError, match="stack: tensor 0 lies inside out= but not in its own slot 0"):
         mg.stack(hs[::-1], out=buf)  # copying row 1 over row 0 first would lose h_0
+
+
+# -- the cyclic garbage collector --------------------------------------------------
+def test_gc_paused_restores_the_collector_as_it_was_even_after_an_error():
+    import gc
+
+    assert gc.isenabled()
+    with pytest.raises(KeyError):
+        with mg.gc_paused():
+            assert not gc.isenabled()
+            raise KeyError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with mg.gc_paused():
+            pass
+        assert not gc.isenabled()  # a user who turned it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_backward_and_the_recurrent_layers_leave_the_collector_enabled():
+    import gc
+
+    import models
+
+    out, _ = models.LSTM(3, 4)(np.ones((5, 2, 3)))
+    assert gc.isenabled()
+    out.sum().backward()
+    assert gc.isenabled()
