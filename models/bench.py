@@ -579,7 +579,7 @@ def format_scaling(rows: list[dict]) -> str:
 
 
 def format_memory(rows: list[dict]) -> str:
-    header = ["model", "dtype", "(B,I,H,T)", "minigrad peak MB", "numpy saved MB", "peak ÷ saved", "numpy peak MB",
+    header = ["model", "dtype", "(B,I,H,T)", "minigrad peak MiB", "numpy saved MiB", "peak ÷ saved", "numpy peak MiB",
               "peak ÷ numpy peak"]  # fmt: skip
     body = [
         [r["model"], r["dtype"], _size_str(tuple(r["size"])), _mb(r["minigrad_peak"]), _mb(r["numpy_saved"]),

@@ -26,7 +26,7 @@ def test_bench_table_prints_every_column_and_section_at_a_tiny_size(capsys, tmp_
         for dtype in ("float64", "float32"):
             assert re.search(rf"^{model} +{dtype} +\(2,3,4,5\) ", out, re.M), (model, dtype)
     assert "Growth with T" in out and "10/5 = 2×" in out
-    assert "minigrad peak MB" in out and "numpy saved MB" in out and "peak ÷ saved" in out
+    assert "minigrad peak MiB" in out and "numpy saved MiB" in out and "peak ÷ saved" in out
     assert "live after 10 KB" in out and "growth KB" in out
     assert "[1/12]" in err and "[12/12]" in err  # progress per cell goes to stderr
     report = json.loads(out_json.read_text())
