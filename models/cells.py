@@ -72,7 +72,9 @@ def gru_step(
     if b_hn is not None:
         gh_n = gh_n + b_hn
     n = mg.tanh(xn + r * gh_n)  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-    return mg.lerp(n, h, z, out=out)  # h' = n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h  (one node)
+    h = mg.lerp(n, h, z, out=out)  # h' = n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h  (one node)
+    r.name, z.name, n.name, h.name = "r", "z", "n", "h"  # the names pictures and the tape show
+    return h
 
 
 def lstm_step(xw: Tensor, h: Tensor, c: Tensor, W_hhT: Tensor, out: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
@@ -86,6 +88,7 @@ def lstm_step(xw: Tensor, h: Tensor, c: Tensor, W_hhT: Tensor, out: np.ndarray |
     i, f, g, o = mg.sigmoid(i), mg.sigmoid(f), mg.tanh(g), mg.sigmoid(o)
     c = f * c + i * g  # c_t = f ⊙ c_{t-1} + i ⊙ g
     h = mg.mul(o, mg.tanh(c), out=out)  # h_t = o ⊙ tanh(c_t)
+    i.name, f.name, g.name, o.name, c.name, h.name = "i", "f", "g", "o", "c", "h"  # shown in pictures and the tape
     return h, c
 
 

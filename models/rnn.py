@@ -9,7 +9,7 @@ Backpropagation through time needs no code here: the loop records the unrolled g
 ``backward`` walks it. What the loop does per layer and direction:
 
     xw = x W_ihᵀ + b            ONE matmul for all T steps (in scope "l0"), split per step by unbind
-                                (for T·B over 512 rows: one per chunk of ~512 rows, made as the loop
+                                (for T·B over 256 rows: one per chunk of ~256 rows, made as the loop
                                 reaches it, so the whole sequence's projection never sits in memory)
     W_hhᵀ                       transposed once
     for t = 1..T:               scope "l0/t=1", …, "l0/t=T"
@@ -232,7 +232,7 @@ class _RecurrentLayers(Module):
         return xw.reshape(T, B, W_ih.shape[0])
 
     # rows of x (steps × batch) per input-projection matmul: enough for BLAS to run at full speed
-    projection_rows = 512
+    projection_rows = 256
 
     def _projected_steps(
         self, x: Tensor, W_ih: Tensor, b: Tensor | None, reverse: bool, per_step: Any = mg.unbind

@@ -313,3 +313,16 @@ def test_bad_arguments_are_named():
         viz.draw_graph([rnn_loss(), "loss"])
     with pytest.raises(ValueError, match="collapse"):
         viz.draw_graph(rnn_loss(), level="step", collapse=True)
+
+
+def test_lstm_and_gru_steps_are_drawn_with_the_names_of_their_equations():
+    out, _ = models.LSTM(2, 3, rng=0)(np.ones((2, 1, 2)))
+    src = viz.draw_graph(out.sum()).source
+    for gate, op in [("i", "sigmoid"), ("f", "sigmoid"), ("g", "tanh"), ("o", "sigmoid"), ("c", "add"), ("h", "mul")]:
+        assert src.count(f"<b>{gate}</b><br/>") == 2, gate  # one box per step, titled by the equation's symbol
+        assert re.search(rf"<b>{gate}</b><br/><font[^>]*>{op} · ", src)
+    out, _ = models.GRU(2, 3, rng=0)(np.ones((2, 1, 2)))
+    src = viz.draw_graph(out.sum()).source
+    assert src.count("<b>n</b><br/>") == 2 and src.count("<b>h</b><br/>") == 2
+    assert src.count("xlabel=r]") == 2 and src.count("xlabel=z]") == 2  # r and z: the two outputs of one split
+    assert "<b>r</b>" not in src  # a node with several outputs keeps its op as its title

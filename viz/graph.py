@@ -437,7 +437,7 @@ def draw_graph(
 # 6. level="op": every op, every (visible) leaf
 # ---------------------------------------------------------------------------------------------
 def _op_attrs(node: Node, walk: _Walk, scale: _GradScale | None, show_data: bool, data: Any = None) -> dict[str, str]:
-    name = walk.names.get((node.seq, 0))
+    name = walk.names.get((node.seq, 0)) if node.n_out == 1 else None  # several outputs: names go on the edges
     if name is None and node.op == "transpose" and len(node.shape) == 2 and node.inputs[0].name:
         name = node.inputs[0].name + "ᵀ"  # W_hhᵀ, transposed once for all steps
     title = _esc(name) if name else _esc(node.op)
@@ -602,7 +602,10 @@ def _draw_ops(
     for key, m in count.items():
         src, dst, indices = first[key]
         recur = key[3]
-        labels = [f"[{next(iter(indices))}]"] if src.n_out > 1 and len(indices) == 1 else []
+        labels = []
+        if src.n_out > 1 and len(indices) == 1:  # which output: its name (r, z of a GRU) or its index
+            i = next(iter(indices))
+            labels.append(walk.names.get((src.seq, i)) or f"[{i}]")
         inside_run = src.seq in in_run and dst.seq in in_run and not recur
         if m > 1 and not inside_run:  # inside a folded step every edge is there × T: no need to say so
             labels.append(f"× {m}")
