@@ -231,7 +231,8 @@ class _RecurrentLayers(Module):
         xw = x2 @ W_ih.T if b is None else mg.addmm(b, x2, W_ih.T)
         return xw.reshape(T, B, W_ih.shape[0])
 
-    # rows of x (steps × batch) per input-projection matmul: enough for BLAS to run at full speed
+    # rows of x (steps × batch) per input-projection matmul: enough for BLAS to run near full speed,
+    # few enough that a chunk's projection is a small part of a step's memory
     projection_rows = 256
 
     def _projected_steps(
@@ -248,8 +249,9 @@ class _RecurrentLayers(Module):
         """
         T, B, _ = x.shape
         chunks = -(-T * B // self.projection_rows)  # ⌈T·B / rows⌉
-        size = -(-T // chunks)  # steps per chunk
-        pieces = mg.split(x, list(range(size, T, size))) if chunks > 1 else (x,)
+        size = -(-T // chunks)  # steps per chunk (at least one: a long batch of few steps stays whole)
+        cuts = list(range(size, T, size))
+        pieces = mg.split(x, cuts) if cuts else (x,)
         for piece in reversed(pieces) if reverse else pieces:
             steps = per_step(self._projection(piece, W_ih, b))
             yield from reversed(steps) if reverse else steps
