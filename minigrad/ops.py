@@ -534,12 +534,11 @@ def _stack_into(tensors: tuple[Tensor, ...], axis: int, out: np.ndarray) -> np.n
     dtype = np.result_type(*(t.data for t in tensors))
     shape = (*tensors[0].shape[:axis], len(tensors), *tensors[0].shape[axis:])
     _check_out("stack", out, shape, dtype, ())
-    owner = out if out.base is None else out.base
     slots = np.moveaxis(out, axis, 0)
     start, step = out.__array_interface__["data"][0], out.strides[axis]
     for i, t in enumerate(tensors):
         d = t.data
-        if (d if d.base is None else d.base) is owner and np.may_share_memory(d, out):
+        if np.may_share_memory(d, out):  # inside out's memory: only its own slot is allowed
             if d.__array_interface__["data"][0] != start + i * step or d.strides != slots[i].strides:
                 raise ValueError(f"stack: tensor {i} lies inside out= but not in its own slot {i}; write it elsewhere")
             continue  # already in place: nothing to copy
