@@ -328,3 +328,13 @@ def test_backward_and_the_recurrent_layers_leave_the_collector_enabled():
     assert gc.isenabled()
     out.sum().backward()
     assert gc.isenabled()
+
+
+def test_stack_into_part_of_an_array_copies_a_tensor_from_another_part_of_it():
+    A = np.zeros((5, 2))
+    W = leaf(2)
+    A[4] = [7.0, 8.0]
+    elsewhere = mg.Tensor(A[4])  # same buffer as out, outside its bounds: an ordinary copy
+    y = mg.stack([mg.tanh(W, out=A[0]), W * 2.0, elsewhere], out=A[:3])
+    np.testing.assert_array_equal(A[:3], [np.tanh(W.data), 2 * W.data, [7.0, 8.0]])
+    assert y.data.base is A
