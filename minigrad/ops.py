@@ -516,21 +516,31 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, out: np.ndarray | None = Non
     tensors = tuple(_lift(t) for t in tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
-    shapes = {t.shape for t in tensors}
-    if len(shapes) != 1:
-        raise ValueError(f"stack: all tensors must have the same shape, got {', '.join(str(t.shape) for t in tensors)}")
-    try:
-        y = np.stack([t.data for t in tensors], axis=axis) if out is None else _stack_into(tensors, axis, out)
-    except np.exceptions.AxisError as e:
-        raise ValueError(f"stack: {e} (stacking tensors of shape {tensors[0].shape})") from None
+    if out is not None:
+        y = _stack_into(tensors, axis, out)
+    else:
+        try:
+            y = np.stack([t.data for t in tensors], axis=axis)
+        except ValueError as e:  # shapes differ, or the axis is out of range (AxisError)
+            raise _stack_error(tensors, e) from None
     # δx_i = δy[i] along the stacked axis (views into δy, no copies)
     return _make(y, "stack", tensors, lambda g: tuple(np.moveaxis(g, axis, 0)))
 
 
+def _stack_error(tensors: tuple[Tensor, ...], e: ValueError) -> ValueError:
+    if isinstance(e, np.exceptions.AxisError):
+        return ValueError(f"stack: {e} (stacking tensors of shape {tensors[0].shape})")
+    return ValueError(f"stack: all tensors must have the same shape, got {', '.join(str(t.shape) for t in tensors)}")
+
+
 def _stack_into(tensors: tuple[Tensor, ...], axis: int, out: np.ndarray) -> np.ndarray:
     """Copy each tensor into its slot of ``out``, skipping those already there (see ``stack``)."""
-    ndim = tensors[0].ndim + 1
-    axis = np.lib.array_utils.normalize_axis_index(axis, ndim)
+    if len({t.shape for t in tensors}) != 1:  # checked first: a slot assignment would broadcast a row
+        raise _stack_error(tensors, ValueError())
+    try:
+        axis = np.lib.array_utils.normalize_axis_index(axis, tensors[0].ndim + 1)
+    except np.exceptions.AxisError as e:
+        raise _stack_error(tensors, e) from None
     dtype = np.result_type(*(t.data for t in tensors))
     shape = (*tensors[0].shape[:axis], len(tensors), *tensors[0].shape[axis:])
     _check_out("stack", out, shape, dtype, ())

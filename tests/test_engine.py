@@ -338,3 +338,10 @@ def test_stack_into_part_of_an_array_copies_a_tensor_from_another_part_of_it():
     y = mg.stack([mg.tanh(W, out=A[0]), W * 2.0, elsewhere], out=A[:3])
     np.testing.assert_array_equal(A[:3], [np.tanh(W.data), 2 * W.data, [7.0, 8.0]])
     assert y.data.base is A
+
+
+def test_stack_refuses_tensors_of_different_shapes_with_or_without_out():
+    a, b = leaf(2, 3), leaf(1, 3)  # b would broadcast into a (2, 3) slot of out without the check
+    for out in (None, np.empty((2, 2, 3))):
+        with pytest.raises(ValueError, match=r"stack: all tensors must have the same shape, got \(2, 3\), \(1, 3\)"):
+            mg.stack([a, b], out=out)
