@@ -38,8 +38,8 @@ def _identity(a: Tensor, out: np.ndarray | None = None) -> Tensor:
     return a  # no op, so nothing is written to out (the layer's stack then copies a in)
 
 
-# φ for the Elman RNN; "identity" is the linear RNN of the lecture notes (no node at all).
-NONLINEARITIES: dict[str, Callable[[Tensor], Tensor]] = {"tanh": mg.tanh, "relu": mg.relu, "identity": _identity}
+# φ for the Elman RNN, called φ(a, out=None); "identity" is the linear RNN of the lecture notes (no node at all).
+NONLINEARITIES: dict[str, Callable[..., Tensor]] = {"tanh": mg.tanh, "relu": mg.relu, "identity": _identity}
 
 
 # ---------------------------------------------------------------------------
