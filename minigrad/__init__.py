@@ -6,8 +6,11 @@ y = (x @ W).tanh().sum(); y.backward()      # x.grad is dL/dx
 """
 
 from . import functional, nn, optim
+from .checks import AnomalyError, GraphFreedError, detect_anomaly
 from .functional import cross_entropy, mse_loss, one_hot
+from .gcpause import gc_paused
 from .gradcheck import GradcheckError, gradcheck
+from .gradnorms import record_grad_norms
 from .ops import (
     abs,
     add,
@@ -43,22 +46,7 @@ from .ops import (
     where,
 )  # fmt: skip
 from .serialization import load, save
-from .tensor import (
-    AnomalyError,
-    GraphFreedError,
-    Node,
-    Tensor,
-    current_scope,
-    detect_anomaly,
-    enable_grad,
-    format_tape,
-    gc_paused,
-    is_grad_enabled,
-    no_grad,
-    record_grad_norms,
-    scope,
-    tape,
-    tensor,
-)  # fmt: skip
+from .tapeview import format_tape, tape
+from .tensor import Node, Tensor, current_scope, enable_grad, is_grad_enabled, no_grad, scope, tensor
 
 __version__ = "0.1.0"

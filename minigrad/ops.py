@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, _as_array
+from .arrays import as_array as _as_array
+from .tensor import Tensor
 
 _make = Tensor._make
 _make_many = Tensor._make_many

@@ -1,0 +1,120 @@
+"""Safety checks the tape enters by one call each: none of them is part of the algorithm.
+
+1. A freed graph. ``backward`` drops each VJP closure once it ran (that frees the arrays it
+   saved); a second backward through the same nodes meets ``vjp is None`` and raises
+   ``GraphFreedError`` with advice instead of failing obscurely. Costs one ``is None`` per node.
+2. Inputs written in place after use. A VJP saved an input's array; an optimizer step (or a
+   loader) writing into it before backward would make the gradient silently wrong. Writers call
+   ``Tensor.mark_modified()``, which bumps a global write count; every node records the count it
+   was born at, and backward looks at a node's inputs only when the count has moved since.
+   Costs one integer comparison per node; writes straight into ``.data[...]`` are not seen.
+3. Anomaly mode (``detect_anomaly``): every op's output and every VJP's result is scanned for
+   NaN/Inf, naming the first op that made one and its scope (e.g. ``t=37``). A pass over every
+   array: a debugging aid, off by default (then it costs one flag read per op).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+__all__ = ["GraphFreedError", "AnomalyError", "detect_anomaly"]
+
+
+def describe(node: Any) -> str:
+    """How error messages name a node: ``node %7 (tanh, shape (1, 4) in scope 't=3')``."""
+    where = f" in scope {node.scope!r}" if node.scope else ""
+    return f"node %{node.seq} ({node.op}, shape {node.shape}{where})"
+
+
+# ---------------------------------------------------------------------------
+# 1. A freed graph
+# ---------------------------------------------------------------------------
+class GraphFreedError(RuntimeError):
+    """backward reached a node whose saved arrays were freed by an earlier backward."""
+
+    @classmethod
+    def at(cls, node: Any) -> GraphFreedError:
+        """The error for ``node``, with what to do about it."""
+        return cls(
+            f"backward reached {describe(node)} whose saved arrays were already freed by "
+            "an earlier backward. If this is a recurrent state carried over from the previous "
+            "window (truncated BPTT), cut it first: state = models.detach_state(state). "
+            "Otherwise pass retain_graph=True to the first backward (it keeps every saved "
+            "array of the graph alive, so memory grows with each step)."
+        )
+
+
+# ---------------------------------------------------------------------------
+# 2. Inputs written in place after use
+# ---------------------------------------------------------------------------
+writes = 0  # in-place writes so far; each Node records the value it was born at (node.version)
+_written_outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # node -> write count (op results)
+
+
+def mark_modified(t: Any) -> None:
+    """Count an in-place write into ``t.data``: a leaf remembers it, an op result's node does."""
+    global writes
+    writes += 1
+    if t._edge is None:
+        t._version = writes
+    else:
+        _written_outputs[t._edge[0]] = writes
+
+
+def check_unmodified(node: Any) -> None:
+    """Raise if an input of ``node`` was written in place after the node used it."""
+    for x in node.inputs:
+        if type(x) is tuple:  # an edge (producer, index)
+            producer, i = x
+            written, name, shape = _written_outputs.get(producer, 0), producer.output_name(i), producer.shapes[i]
+        else:
+            written, name, shape = x._version, x.name, x.shape
+        if written > node.version:
+            what = f"{name!r}" if name else f"a tensor of shape {shape}"
+            raise RuntimeError(
+                f"{what}, an input of {describe(node)}, was modified in place (e.g. by an "
+                "optimizer step) after the op used it, so its saved value is stale. Call "
+                "backward before updating parameters, or recompute the forward pass."
+            )
+
+
+# ---------------------------------------------------------------------------
+# 3. Anomaly mode
+# ---------------------------------------------------------------------------
+class AnomalyError(FloatingPointError):
+    """Under detect_anomaly(): an op produced, or a VJP returned, NaN or Inf."""
+
+
+anomaly = False  # read by the tape on every op and every VJP
+
+
+@contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise at the first op whose output, or whose input gradient in backward, holds NaN or
+    Inf, naming the op, its scope (e.g. ``t=37``) and the shapes."""
+    global anomaly
+    previous, anomaly = anomaly, True
+    try:
+        yield
+    finally:
+        anomaly = previous
+
+
+def check_gradients(node: Any, grads_in: Sequence[Any]) -> None:
+    """Raise AnomalyError if a gradient a VJP returned holds NaN or Inf."""
+    check_finite(grads_in, node.op, node.scope, node.inputs, "gradient returned by the backward")
+
+
+def check_finite(arrays: Sequence[Any], op: str, scope: str, inputs: tuple, what: str) -> None:
+    """Raise AnomalyError if a float array in ``arrays`` holds NaN or Inf."""
+    for a in arrays:
+        if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
+            kind = "NaN" if np.isnan(a).any() else "Inf"
+            shapes = ", ".join(str(x[0].shapes[x[1]] if type(x) is tuple else x.shape) for x in inputs)
+            where = f" in scope {scope!r}" if scope else ""
+            raise AnomalyError(f"{what} of op {op!r}{where} contains {kind} (input shapes {shapes})")
