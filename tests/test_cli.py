@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import viz
-from minigrad import cli
+from viz import cli
 
 
 def test_help_lists_every_command(capsys):

@@ -5,8 +5,9 @@
     minigrad compare ...                       # minigrad vs hand-written BPTT (models.compare)
     minigrad bench ...                         # speed next to hand-written numpy (models.bench; --ops: per op)
 
-Models and pictures are imported only by the command that needs them, so ``minigrad --help``
-works whatever is installed.
+The command sits at the top of the stack (minigrad <- models <- viz <- this), so it may use
+all three packages; optional extras (matplotlib, a Graphviz renderer) are used only by the
+command that needs them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+import minigrad as mg
+import models
+import viz
+
 __all__ = ["main"]
 
 MODEL_CHOICES = ("rnn", "gru", "lstm", "residual", "attention")
@@ -29,8 +34,6 @@ MODEL_CHOICES = ("rnn", "gru", "lstm", "residual", "attention")
 # Unrolled models for `render`
 # ---------------------------------------------------------------------------------------------
 def build_model(kind: str, input_size: int, hidden: int, layers: int, seed: int) -> Any:
-    import models
-
     if kind == "attention":
         if layers != 1:
             raise ValueError("--model attention has one layer (drop --layers)")
@@ -55,8 +58,6 @@ def unrolled_loss(
     """A model unrolled over ``steps`` random inputs and L = mean of out² (``last_only``: of the
     last step's output only); with ``backward``, run inside ``mg.record_grad_norms()`` so the
     picture can colour by ‖δ‖."""
-    import minigrad as mg
-
     model = build_model(kind, input_size, hidden, layers, seed)
     x = np.random.default_rng(seed).normal(size=(steps, batch, input_size))
     out = model(x, truncate=truncate)[0]
@@ -84,8 +85,6 @@ def _positive(text: str) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    import viz
-
     t0 = time.perf_counter()
     loss = unrolled_loss(
         args.model,
@@ -119,7 +118,6 @@ def _fmt(v: float) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import viz
     from models import worked_example as we
 
     outdir = Path(args.output)
@@ -209,8 +207,6 @@ def _demo_plot(outdir: Path) -> Path | None:
     except ImportError:
         print('(matplotlib not installed: skipping grad_norms.png; pip install "minigrad[plots]")')
         return None
-    import viz
-
     curves = {}
     for kind, label in (("rnn", "tanh RNN"), ("lstm", "LSTM")):
         loss = unrolled_loss(kind, 40, hidden=16, seed=1, backward=True, last_only=True)
