@@ -91,16 +91,16 @@ def test_demo_without_graphviz_still_prints_the_numbers_and_says_what_to_install
 
 def test_compare_and_bench_hand_their_arguments_to_the_implementations(monkeypatch, tmp_path, capfd):
     seen = {}
-    fake = types.ModuleType("models.compare")
-    fake.main = lambda argv: seen.setdefault("models.compare", argv) and 0
-    monkeypatch.setitem(sys.modules, "models.compare", fake)
+    fake = types.ModuleType("viz.compare_report")
+    fake.main = lambda argv: seen.setdefault("viz.compare_report", argv) and 0
+    monkeypatch.setitem(sys.modules, "viz.compare_report", fake)
     for script in ("bench_rnn.py", "bench_ops.py"):  # stand-ins for the checkout's benchmark scripts
         (tmp_path / script).write_text(f"import sys\nprint({script!r}, sys.argv[1:])\n")
     monkeypatch.setattr(cli, "BENCHMARKS_DIR", tmp_path)
     assert cli.main(["compare", "--brief", "--sizes", "T=4"]) == 0
     assert cli.main(["bench", "--quick"]) == 0
     assert cli.main(["bench", "--ops", "--seed", "1"]) == 0
-    assert seen == {"models.compare": ["--brief", "--sizes", "T=4"]}
+    assert seen == {"viz.compare_report": ["--brief", "--sizes", "T=4"]}
     assert capfd.readouterr().out.splitlines() == ["bench_rnn.py ['--quick']", "bench_ops.py ['--seed', '1']"]
 
 
@@ -129,7 +129,7 @@ def test_bench_without_the_benchmarks_folder_says_to_run_it_from_a_checkout(monk
 
 
 def test_a_missing_implementation_is_reported_not_a_traceback(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "models.compare", None)  # import fails: ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "viz.compare_report", None)  # import fails: ModuleNotFoundError
     assert cli.main(["compare"]) == 2
     assert "not available yet" in capsys.readouterr().err
 

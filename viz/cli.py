@@ -2,7 +2,7 @@
 
     minigrad demo                              # the worked example: numbers by minigrad and by hand, pictures
     minigrad render --model lstm --steps 6 --truncate 3 -o lstm.svg
-    minigrad compare ...                       # minigrad vs hand-written BPTT (models.compare)
+    minigrad compare ...                       # minigrad vs hand-written BPTT (viz.compare_report)
     minigrad bench ...                         # speed next to hand-written numpy (benchmarks/bench_rnn.py)
     minigrad bench --ops ...                   # the engine's per-op overhead (benchmarks/bench_ops.py)
 
@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "compare":
-        return _delegate("models.compare", argv[1:], "compare")
+        return _delegate("viz.compare_report", argv[1:], "compare")
     if argv and argv[0] == "bench":
         rest = argv[1:]
         if "--ops" in rest:
