@@ -556,3 +556,7 @@ def loglog_slopes(points: list[ScalingPoint], min_T: int = 50) -> dict[str, floa
         Ts, ts = np.log([t for t, _ in pts]), np.log([s for _, s in pts])
         slopes[m] = float(np.polyfit(Ts, ts, 1)[0])
     return slopes
+
+
+if __name__ == "__main__":  # not a command any more: say where it went rather than exit 0 having compared nothing
+    raise SystemExit("models.compare is the comparison library and has no command line; run `minigrad compare`")

@@ -10,6 +10,8 @@ proved by perturbing one reference gradient).
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -258,3 +260,8 @@ def test_the_progress_line_redraws_in_place_on_a_terminal_and_is_silent_elsewher
         line.close()
     assert tty.getvalue() == f"\r[ 3/12] {'gru L=2 bidir k=3':<50}" + "\r" + " " * 70 + "\r"
     assert pipe.getvalue() == ""
+
+
+def test_running_the_library_as_a_script_fails_and_names_the_command():
+    run = subprocess.run([sys.executable, "-m", "models.compare"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "minigrad compare" in run.stderr and run.stdout == ""
