@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import types
@@ -10,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import viz
-from minigrad import cli
+from viz import cli
 
 
 def test_help_lists_every_command(capsys):
@@ -88,24 +89,47 @@ def test_demo_without_graphviz_still_prints_the_numbers_and_says_what_to_install
     assert (tmp_path / "worked_example.dot").exists()
 
 
-def test_compare_and_bench_hand_their_arguments_to_the_implementations(monkeypatch):
+def test_compare_and_bench_hand_their_arguments_to_the_implementations(monkeypatch, tmp_path, capfd):
     seen = {}
-    for name in ("models.compare", "models.bench", "minigrad.bench"):
-        fake = types.ModuleType(name)
-        fake.main = lambda argv, name=name: seen.setdefault(name, argv) and 0
-        monkeypatch.setitem(sys.modules, name, fake)
+    fake = types.ModuleType("viz.compare_report")
+    fake.main = lambda argv: seen.setdefault("viz.compare_report", argv) and 0
+    monkeypatch.setitem(sys.modules, "viz.compare_report", fake)
+    for script in ("bench_rnn.py", "bench_ops.py"):  # stand-ins for the checkout's benchmark scripts
+        (tmp_path / script).write_text(f"import sys\nprint({script!r}, sys.argv[1:])\n")
+    monkeypatch.setattr(cli, "BENCHMARKS_DIR", tmp_path)
     assert cli.main(["compare", "--brief", "--sizes", "T=4"]) == 0
     assert cli.main(["bench", "--quick"]) == 0
     assert cli.main(["bench", "--ops", "--seed", "1"]) == 0
-    assert seen == {
-        "models.compare": ["--brief", "--sizes", "T=4"],
-        "models.bench": ["--quick"],
-        "minigrad.bench": ["--seed", "1"],
-    }
+    assert seen == {"viz.compare_report": ["--brief", "--sizes", "T=4"]}
+    assert capfd.readouterr().out.splitlines() == ["bench_rnn.py ['--quick']", "bench_ops.py ['--seed', '1']"]
+
+
+def test_the_bench_scripts_exit_status_is_the_commands(monkeypatch, tmp_path):
+    (tmp_path / "bench_rnn.py").write_text("raise SystemExit(1)  # as when a gradient check fails\n")
+    monkeypatch.setattr(cli, "BENCHMARKS_DIR", tmp_path)
+    assert cli.main(["bench"]) == 1
+
+
+def test_bench_runs_the_checkouts_script_on_one_blas_thread(monkeypatch, capfd):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)  # the script itself must ask for one thread
+    argv = ["--quick", "--budget", "0", "--no-peers", "--models", "rnn", "--dtypes", "float64", "--sizes", "2,3,4,5"]
+    assert cli.main(["bench", *argv, "--no-peak"]) == 0
+    out = capfd.readouterr().out
+    assert re.search(r"^rnn +float64 +\(2,3,4,5\) ", out, re.M)
+    assert re.search(r"numpy BLAS (OPENBLAS_NUM_THREADS=1 |.* 1 thread)", out)
+
+
+def test_bench_without_the_benchmarks_folder_says_to_run_it_from_a_checkout(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(cli, "BENCHMARKS_DIR", tmp_path / "site-packages" / "benchmarks")  # a wheel install
+    assert cli.main(["bench", "--quick"]) == 2
+    assert cli.main(["bench", "--ops"]) == 2
+    err = capsys.readouterr().err
+    assert "bench_rnn.py not found" in err and "bench_ops.py not found" in err and "source checkout" in err
 
 
 def test_a_missing_implementation_is_reported_not_a_traceback(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "models.compare", None)  # import fails: ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "viz.compare_report", None)  # import fails: ModuleNotFoundError
     assert cli.main(["compare"]) == 2
     assert "not available yet" in capsys.readouterr().err
 

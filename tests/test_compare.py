@@ -9,10 +9,15 @@ proved by perturbing one reference gradient).
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from models import compare, reference
+from viz import compare_report
 
 TOL = 1e-10
 SIZES = compare.Sizes(T=5, B=2, I=3, H=4)
@@ -139,7 +144,7 @@ def test_sizes_accept_keys_or_four_numbers_and_refuse_anything_else():
 # `minigrad compare`: the table, the verdict and the exit status
 # ---------------------------------------------------------------------------
 def test_compare_prints_a_row_per_parameter_and_exits_0_when_everything_agrees(capsys):
-    assert compare.main([*QUICK, "--models", "rnn-tanh,lstm"]) == 0
+    assert compare_report.main([*QUICK, "--models", "rnn-tanh,lstm"]) == 0
     out = capsys.readouterr().out
     for name in ("weight_ih_l1_reverse", "bias_hh_l0", "dx", "dh0", "dc0", "δh_t[l1_reverse]", "δc_t[l0]"):
         assert name in out
@@ -161,7 +166,7 @@ def _perturb_one_reference_gradient(monkeypatch, eps):
 
 def test_one_gradient_off_by_1e_6_makes_compare_exit_1_and_name_the_parameter(monkeypatch, capsys):
     _perturb_one_reference_gradient(monkeypatch, 1e-6)
-    assert compare.main([*QUICK, "--models", "gru", "--no-extras"]) == 1
+    assert compare_report.main([*QUICK, "--models", "gru", "--no-extras"]) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("FAIL") and "weight_hh_l0" in lines[-1]
     failing = [line for line in lines if line.endswith("FAIL")]
@@ -170,12 +175,12 @@ def test_one_gradient_off_by_1e_6_makes_compare_exit_1_and_name_the_parameter(mo
 
 def test_a_looser_tol_accepts_the_same_perturbation(monkeypatch, capsys):
     _perturb_one_reference_gradient(monkeypatch, 1e-6)
-    assert compare.main([*QUICK, "--models", "gru", "--no-extras", "--brief", "--tol", "1e-5"]) == 0
+    assert compare_report.main([*QUICK, "--models", "gru", "--no-extras", "--brief", "--tol", "1e-5"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("PASS")
 
 
 def test_unknown_model_is_refused_with_the_choices(capsys):
-    assert compare.main([*QUICK, "--models", "transformer"]) == 2
+    assert compare_report.main([*QUICK, "--models", "transformer"]) == 2
     assert "rnn-tanh" in capsys.readouterr().err
 
 
@@ -193,7 +198,7 @@ def test_loglog_slope_recovers_the_power_of_a_time_law():
 
 
 def test_scaling_check_agrees_across_methods_and_stops_the_path_sum_at_the_budget():
-    points = compare.scaling_check((5, 10, 20), compare.Sizes(B=1, I=3, H=4), budget=0.0, repeat=1, progress=False)
+    points = compare.scaling_check((5, 10, 20), compare.Sizes(B=1, I=3, H=4), budget=0.0, repeat=1)
     assert [p.T for p in points] == [5, 10, 20]
     assert points[0].seconds["path-sum"] is not None  # the first T always runs
     assert all(p.seconds["path-sum"] is None for p in points[1:])  # predicted over budget: skipped
@@ -207,7 +212,7 @@ def test_compare_scaling_prints_times_and_slopes_and_writes_the_plot(tmp_path, c
     pytest.importorskip("matplotlib")
     plot = tmp_path / "scaling.png"
     assert (
-        compare.main(
+        compare_report.main(
             ["--scaling", "--T", "5,10,20", "--sizes", "T=1,B=1,I=3,H=4", "--repeat", "1", "--plot", str(plot)]
         )
         == 0
@@ -222,6 +227,41 @@ def test_a_case_that_raises_becomes_a_fail_row_naming_the_error(monkeypatch, cap
         raise RuntimeError("reference exploded")
 
     monkeypatch.setattr(reference, "stacked_bptt", broken)
-    assert compare.main([*QUICK, "--models", "rnn-relu", "--no-extras", "--brief"]) == 1
+    assert compare_report.main([*QUICK, "--models", "rnn-relu", "--no-extras", "--brief"]) == 1
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("FAIL") and "RuntimeError: reference exploded" in last
+
+
+# ---------------------------------------------------------------------------
+# The library computes, the report prints
+# ---------------------------------------------------------------------------
+def test_the_library_prints_nothing_and_tells_progress_through_its_callback(capsys):
+    calls = []
+    cases = compare.run_suite(SIZES, models=["rnn-tanh"], repeat=1, progress=lambda *a: calls.append(a))
+    points = compare.scaling_check((5, 10), compare.Sizes(B=1, I=3, H=4), repeat=1, progress=lambda *a: calls.append(a))
+    assert capsys.readouterr() == ("", "")
+    jobs = len(compare.settings_grid(SIZES.T)) + 2 + 1  # the grid, path sum / RTRL full and k=3, the worked example
+    assert [c[:2] for c in calls[:jobs]] == [(i, jobs) for i in range(1, jobs + 1)]
+    assert calls[0][2] == "rnn-tanh L=1 uni full" and calls[jobs - 1][2] == "worked example"
+    assert calls[jobs:] == [(1, 2, "scaling T=5"), (2, 2, "scaling T=10")]
+    assert len(cases) == jobs - 3 + 2 * 2 + 3 and len(points) == 2  # path sum / RTRL: 2 cases each; notes: 3
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_redraws_in_place_on_a_terminal_and_is_silent_elsewhere():
+    tty, pipe = _Terminal(), io.StringIO()
+    for stream in (tty, pipe):
+        line = compare_report.ProgressLine(stream)
+        line(3, 12, "gru L=2 bidir k=3")
+        line.close()
+    assert tty.getvalue() == f"\r[ 3/12] {'gru L=2 bidir k=3':<50}" + "\r" + " " * 70 + "\r"
+    assert pipe.getvalue() == ""
+
+
+def test_running_the_library_as_a_script_fails_and_names_the_command():
+    run = subprocess.run([sys.executable, "-m", "models.compare"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "minigrad compare" in run.stderr and run.stdout == ""

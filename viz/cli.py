@@ -2,23 +2,31 @@
 
     minigrad demo                              # the worked example: numbers by minigrad and by hand, pictures
     minigrad render --model lstm --steps 6 --truncate 3 -o lstm.svg
-    minigrad compare ...                       # minigrad vs hand-written BPTT (models.compare)
-    minigrad bench ...                         # speed next to hand-written numpy (models.bench; --ops: per op)
+    minigrad compare ...                       # minigrad vs hand-written BPTT (viz.compare_report)
+    minigrad bench ...                         # speed next to hand-written numpy (benchmarks/bench_rnn.py)
+    minigrad bench --ops ...                   # the engine's per-op overhead (benchmarks/bench_ops.py)
 
-Models and pictures are imported only by the command that needs them, so ``minigrad --help``
-works whatever is installed.
+The command sits at the top of the stack (minigrad <- models <- viz <- this), so it may use
+all three packages; optional extras (matplotlib, a Graphviz renderer) are used only by the
+command that needs them. The benchmarks are scripts of a source checkout, not part of the
+installed packages: ``minigrad bench`` runs them from the ``benchmarks/`` folder beside ``viz/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import minigrad as mg
+import models
+import viz
 
 __all__ = ["main"]
 
@@ -29,8 +37,6 @@ MODEL_CHOICES = ("rnn", "gru", "lstm", "residual", "attention")
 # Unrolled models for `render`
 # ---------------------------------------------------------------------------------------------
 def build_model(kind: str, input_size: int, hidden: int, layers: int, seed: int) -> Any:
-    import models
-
     if kind == "attention":
         if layers != 1:
             raise ValueError("--model attention has one layer (drop --layers)")
@@ -55,8 +61,6 @@ def unrolled_loss(
     """A model unrolled over ``steps`` random inputs and L = mean of out² (``last_only``: of the
     last step's output only); with ``backward``, run inside ``mg.record_grad_norms()`` so the
     picture can colour by ‖δ‖."""
-    import minigrad as mg
-
     model = build_model(kind, input_size, hidden, layers, seed)
     x = np.random.default_rng(seed).normal(size=(steps, batch, input_size))
     out = model(x, truncate=truncate)[0]
@@ -84,8 +88,6 @@ def _positive(text: str) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    import viz
-
     t0 = time.perf_counter()
     loss = unrolled_loss(
         args.model,
@@ -119,7 +121,6 @@ def _fmt(v: float) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import viz
     from models import worked_example as we
 
     outdir = Path(args.output)
@@ -209,8 +210,6 @@ def _demo_plot(outdir: Path) -> Path | None:
     except ImportError:
         print('(matplotlib not installed: skipping grad_norms.png; pip install "minigrad[plots]")')
         return None
-    import viz
-
     curves = {}
     for kind, label in (("rnn", "tanh RNN"), ("lstm", "LSTM")):
         loss = unrolled_loss(kind, 40, hidden=16, seed=1, backward=True, last_only=True)
@@ -229,6 +228,27 @@ def _delegate(module: str, argv: list[str], what: str) -> int:
             return 2
         raise
     return int(mod.main(argv) or 0)
+
+
+# A checkout (or an editable install) has benchmarks/ next to viz/; a wheel install does not.
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_benchmark(script: str, argv: list[str]) -> int:
+    """Run ``benchmarks/<script>`` with ``argv`` in a fresh Python, as ``python benchmarks/<script>`` would.
+
+    A fresh process lets the script limit numpy to one BLAS thread before numpy is imported
+    (this process has imported it already); its output and exit status are the command's."""
+    path = BENCHMARKS_DIR / script
+    if not path.is_file():
+        print(
+            f"minigrad bench: {path} not found. The benchmarks are not installed with the package: "
+            "run them from a source checkout (pip install -e . there, then `minigrad bench` "
+            f"or `python benchmarks/{script}`).",
+            file=sys.stderr,
+        )
+        return 2
+    return subprocess.run([sys.executable, str(path), *argv]).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,13 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "compare":
-        return _delegate("models.compare", argv[1:], "compare")
+        return _delegate("viz.compare_report", argv[1:], "compare")
     if argv and argv[0] == "bench":
         rest = argv[1:]
         if "--ops" in rest:
             rest.remove("--ops")
-            return _delegate("minigrad.bench", rest, "bench --ops")
-        return _delegate("models.bench", rest, "bench")
+            return run_benchmark("bench_ops.py", rest)
+        return run_benchmark("bench_rnn.py", rest)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
