@@ -264,7 +264,7 @@ def test_show_grads_colours_nodes_by_gradient_norm_and_adds_a_legend():
     loss = rnn_loss("RNN", 6, backward=True)
     dot = parse(viz.draw_graph(loss, show_grads=True).source)
     fills = {re.search(r'fillcolor="(#\w+)"', a).group(1) for n, a in dot.attrs.items() if "fillcolor" in a}
-    assert len(fills & set(viz.graph.GRAD_PALETTE)) >= 3  # norms spread over the log scale
+    assert len(fills & set(viz.style.GRAD_PALETTE)) >= 3  # norms spread over the log scale
     assert "grad_legend" in dot.attrs
     assert any("‖δ‖" in lab for lab in dot.labels.values())
 

@@ -6,9 +6,10 @@ viz.render_graph(loss, "rnn.svg")         # format from the suffix: svg, png, pd
 viz.plot_grad_norms({"rnn": norms}, "grad_norms.png")   # needs the optional matplotlib
 """
 
-from .graph import DEFAULT_MAX_NODES, GraphTooLargeError, draw_graph, is_step_scope, step_grad_norms
+from .graph import DEFAULT_MAX_NODES, GraphTooLargeError, draw_graph, step_grad_norms
 from .plots import plot_grad_norms, plot_loss_curves
 from .render import GraphvizNotFoundError, RenderError, available_renderer, render_graph
+from .scopes import is_step_scope
 
 __all__ = [
     "draw_graph",

@@ -1,0 +1,230 @@
+"""``level="op"``: one box per op, every (visible) leaf, the states carried between steps.
+
+What the picture shows:
+
+* every op as a rounded box: the tensor's name when it has one, else the op; below it the
+  output shape and ``%seq``, the op's line in ``mg.format_tape``;
+* every parameter ONCE (yellow), in the scope that holds all its users, with an edge to every
+  op that uses it: the weights shared across time steps;
+* a ``detach`` as a dashed red edge labelled "cut" from the value to its detached copy;
+* with ``collapse=True`` one representative step of each run of identical steps, its edges
+  counted "× m", a state edge folded back into it as "to next step".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from .picture import Picture
+from .scopes import common_scope, fold_identical_steps, step_families, step_of_ops
+from .style import (
+    CUT_COLOR,
+    CUT_EDGE,
+    OP_BOX,
+    RECUR_COLOR,
+    RECUR_EDGE,
+    GradScale,
+    esc,
+    fmt_shape,
+    fmt_values,
+    label,
+    leaf_attrs,
+    norm_line,
+)
+from .tape_model import Leaf, Op, Tape, op_inputs, value_name
+
+__all__ = ["draw_ops"]
+
+Families = dict[str, dict[str, list[Op]]]
+
+
+def draw_ops(
+    tape: Tape, scale: GradScale | None, show_data: bool, show_constants: bool | str, collapse: bool
+) -> Picture:
+    """Every op (with collapse, only the representatives of folded steps), every visible leaf,
+    the edges between them, and the invisible edges that keep the steps' feeders above them."""
+    pic = Picture()
+    families = step_families(tape.ops)
+    step_of = step_of_ops(families)
+    rep_of, runs = fold_identical_steps(families) if collapse else ({}, {})
+    folded = set(rep_of)  # ops drawn by their representative
+    in_run = folded | {op.seq for op in rep_of.values()}  # ops of folded steps and their representatives
+    for first, (last, count) in runs.items():
+        pic.titles[first] = _folded_title(first, last, count)
+
+    def rep(op: Op) -> Op:
+        return rep_of.get(op.seq, op)
+
+    for op in tape.ops:  # op nodes (representatives only, when collapsed)
+        if op.seq not in folded:
+            pic.node(op.scope, op.id, **_op_attrs(op, scale, show_data))
+    _op_edges(pic, tape, rep, step_of, in_run, scale)
+    folded_cuts = _leaves(pic, tape, rep, folded, scale, show_data, show_constants)
+    _feeder_edges(pic, families, folded)
+    if folded_cuts:
+        note = f'<br/><font point-size="9" color="{CUT_COLOR}">+ {folded_cuts} detach cuts in the folded steps</font>'
+        for path in runs:
+            pic.titles[path] += note
+    return pic
+
+
+def _op_attrs(op: Op, scale: GradScale | None, show_data: bool) -> dict[str, str]:
+    name = op.output_name(0) if op.n_out == 1 else None  # several outputs: names go on the edges
+    if name is None and op.op == "transpose" and len(op.shape) == 2:
+        transposed = value_name(*op.inputs[0])
+        if transposed:
+            name = transposed + "ᵀ"  # W_hhᵀ, transposed once for all steps
+    title = esc(name) if name else esc(op.op)
+    sub = f"{esc(op.op)} · " if name else ""
+    lines = [f"{sub}{fmt_shape(op.shape)} · %{op.seq}"]
+    if op.n_out > 1:
+        lines[0] = f"{esc(op.op)} → {op.n_out} outputs · %{op.seq}"
+    if show_data and op.value is not None:
+        vals = fmt_values(op.value)
+        if vals:
+            lines.append("= " + esc(vals))
+    attrs = dict(OP_BOX)
+    if scale is not None:
+        lines.append(norm_line("‖δ‖", op.grad_norm))
+        attrs["fillcolor"] = scale.color(op.grad_norm)
+    attrs["label"] = label(title, *lines)
+    attrs["tooltip"] = esc(f"%{op.seq} = {op.op}  shape {op.shape}  scope {op.scope or '-'}")
+    if op.is_root:
+        attrs.update(peripheries="2", penwidth="1.5")
+    return attrs
+
+
+def _folded_title(first: str, last: str, count: int) -> str:
+    lo, hi = first.rpartition("/")[2], last.rpartition("/")[2]
+    return (
+        f"<b>{esc(lo)} … {esc(hi)}</b>"
+        f'<br/><font point-size="9">one step drawn for {count} identical steps (× {count})</font>'
+    )
+
+
+def _op_edges(
+    pic: Picture,
+    tape: Tape,
+    rep: Callable[[Op], Op],
+    step_of: dict[int, str],
+    in_run: set[int],
+    scale: GradScale | None,
+) -> None:
+    """Edges between ops.
+
+    A state carried from one step into the next does not push the next step further down
+    (constraint=false): all steps share the same ranks and stand side by side, time running
+    left to right, and edges from shared weights stay short (dot's time grows with the ranks
+    an edge spans, so a long unroll laid out along the ranks would take minutes).
+    Folded edges are counted and drawn once, "× m"; a state edge between two folded steps
+    becomes a "to next step" edge back into the representative.
+    """
+    count: Counter = Counter()
+    first: dict[tuple, tuple[Op, Op, set[int]]] = {}
+    for op in tape.ops:
+        for producer, index in op_inputs(op):
+            src, dst = rep(producer), rep(op)
+            a, b = step_of.get(producer.seq), step_of.get(op.seq)
+            recur = a is not None and b is not None and a != b and a.rpartition("/")[0] == b.rpartition("/")[0]
+            folded = src.seq in in_run or dst.seq in in_run
+            key = (src.seq, dst.seq, None if folded else index, recur)
+            count[key] += 1
+            first.setdefault(key, (src, dst, set()))[2].add(index)
+    for key, m in count.items():
+        src, dst, indices = first[key]
+        recur = key[3]
+        labels = []
+        if src.n_out > 1 and len(indices) == 1:  # which output: its name (r, z of a GRU) or its index
+            i = next(iter(indices))
+            labels.append(src.output_name(i) or f"[{i}]")
+        inside_run = src.seq in in_run and dst.seq in in_run and not recur
+        if m > 1 and not inside_run:  # inside a folded step every edge is there × T: no need to say so
+            labels.append(f"× {m}")
+        attrs: dict[str, str] = {}
+        if recur:  # a state flowing from one step into the next
+            attrs.update(RECUR_EDGE, constraint="false")
+            if src.scope == dst.scope:  # folded back onto the representative
+                attrs["fontcolor"] = RECUR_COLOR
+                labels.insert(0, "to next step")
+        if scale is not None:
+            attrs["color"] = scale.edge_color(src.grad_norm)
+        if labels:
+            attrs["xlabel"] = " ".join(labels)  # xlabel: placed after layout, adds no ranks
+        pic.edge(src.id, dst.id, **attrs)
+
+
+def _leaves(
+    pic: Picture,
+    tape: Tape,
+    rep: Callable[[Op], Op],
+    folded: set[int],
+    scale: GradScale | None,
+    show_data: bool,
+    show_constants: bool | str,
+) -> int:
+    """Leaves: each drawn once, in the scope that holds all its users, with an edge to each
+    user. Returns how many detach cuts were left out because they belong to folded steps."""
+    folded_cuts = 0
+    for lf in tape.leaves:
+        if lf.kind == "const" and (show_constants is False or (show_constants == "named" and not lf.name)):
+            continue
+        if lf.kind in ("const", "cut") and lf.consumers and all(op.seq in folded for op in lf.consumers):
+            folded_cuts += lf.kind == "cut"  # belongs to a folded step: not drawn
+            continue
+        users = [rep(op) for op in lf.consumers]
+        pic.node(common_scope(op.scope for op in users), lf.id, **leaf_attrs(lf, scale, show_data))
+        for seq, m in Counter(op.seq for op in users).items():
+            attrs = {"xlabel": f"× {m}"} if m > 1 else {}
+            if scale is not None and lf.kind in ("param", "leaf"):
+                attrs["color"] = scale.edge_color(lf.grad_norm)
+            pic.edge(lf.id, f"n{seq}", **attrs)
+        if lf.kind == "cut":
+            _cut_edge(pic, lf, rep)
+    return folded_cuts
+
+
+def _cut_edge(pic: Picture, lf: Leaf, rep: Callable[[Op], Op]) -> None:
+    """Dashed edge from the value a detach cut from, to the detached copy."""
+    origin = lf.cut_from
+    attrs = dict(CUT_EDGE, xlabel="cut", penwidth="1.3", constraint="false")  # like a carried state
+    if origin is None:
+        src = f"{lf.id}_gone"
+        pic.node("", src, label=label("(freed)", "value before the cut", bold=False), shape="plaintext")
+    elif isinstance(origin, Leaf):
+        src = origin.id
+    elif isinstance(origin, Op):
+        src = rep(origin).id
+    else:  # an op outside this graph
+        src = f"{lf.id}_from"
+        text = label(esc(origin.op), f"%{origin.seq} · outside this graph", bold=False)
+        pic.node("", src, label=text, shape="box", style="dotted,rounded", color=CUT_COLOR)
+    pic.edge(src, lf.id, **attrs)
+
+
+def _feeder_edges(pic: Picture, families: Families, folded: set[int]) -> None:
+    """Whatever feeds the steps from outside (weights, the input projection) sits above the
+    steps, not beside them: an invisible edge to every entry of every step (its ops without an
+    input from the same step, and the leaves drawn in it). The rendering pass that puts the
+    steps in time order (layout.py) moves whole step boxes sideways; nothing else shares their ranks.
+    """
+    for steps in families.values():
+        start = min(ops[0].seq for ops in steps.values())
+        feeders = sorted(
+            {
+                src.seq
+                for ops in steps.values()
+                for op in ops
+                for src, _ in op_inputs(op)
+                if src.seq < start and src.seq not in folded
+            }
+        )
+        for step, ops in steps.items():
+            if not feeders or ops[0].seq in folded:
+                continue
+            inside = {op.seq for op in ops}
+            entries = [op.id for op in ops if not any(src.seq in inside for src, _ in op_inputs(op))]
+            entries += [node_id for node_id, _ in pic.members.get(step, []) if node_id.startswith("v")]
+            for seq in feeders:  # made before the steps, so no cycle
+                for e in entries:
+                    pic.edge(f"n{seq}", e, style="invis")

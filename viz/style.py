@@ -1,0 +1,173 @@
+"""How the pictures look: colours and fonts, labels, the ‖δ‖ colour scale and its legend.
+
+One place, so every picture looks alike. Labels are Graphviz HTML-like labels in which every
+user string is escaped (quotes, <, >, {, } are all safe). Also here: the boxes the op and step
+levels share (leaves, clusters) and the attributes of the whole graph.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .scopes import is_step_scope
+from .tape_model import Leaf
+
+# -- colours and fonts ----------------------------------------------------------------------
+FONT = "Helvetica"
+OP_FILL, OP_LINE = "#eaf1fb", "#5b7db1"
+PARAM_FILL, PARAM_LINE = "#fff2cc", "#c9a227"
+CONST_FILL, CONST_LINE = "#f4f4f4", "#a0a0a0"
+CUT_COLOR = "#c0392b"
+STEP_FILL, STEP_LINE = "#f7f9fc", "#9fb4cc"
+RECUR_COLOR = "#2c7fb8"
+MUTED = "#6b6b6b"
+NO_GRAD_FILL = "#eeeeee"
+# ‖δ‖ colours, small (blue) → large (red): the light middle of ColorBrewer RdYlBu for fills, so
+# black text stays readable on every fill, and darker shades of the same hues for edges
+GRAD_PALETTE = ["#91bfdb", "#b7d7e8", "#dcebf2", "#f5f5d0", "#fee8a0", "#fdc77e", "#fb9f67", "#f4735a"]
+GRAD_EDGE_PALETTE = ["#2c7bb6", "#5a9bc9", "#84b4cf", "#a3a38a", "#d4a537", "#e08a2c", "#dd5f26", "#c9271c"]
+
+# -- boxes and edges both levels draw -------------------------------------------------------
+NODE_DEFAULTS = {"fontname": FONT, "fontsize": "10", "margin": "0.08,0.03", "height": "0.3"}
+EDGE_DEFAULTS = {"fontname": FONT, "fontsize": "8", "arrowsize": "0.6", "color": "#555555"}
+OP_BOX = {"shape": "box", "style": "rounded,filled", "color": OP_LINE, "fillcolor": OP_FILL}
+STEP_BOX = {"shape": "box", "style": "rounded,filled", "fillcolor": STEP_FILL, "color": STEP_LINE}
+RECUR_EDGE = {"color": RECUR_COLOR, "penwidth": "1.4"}  # a state flowing from one step into the next
+CUT_EDGE = {"style": "dashed", "color": CUT_COLOR, "fontcolor": CUT_COLOR, "arrowhead": "tee"}  # a detach
+
+
+# -- labels ---------------------------------------------------------------------------------
+def esc(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def fmt_shape(shape: tuple[int, ...]) -> str:
+    return "scalar" if not shape else "×".join(str(n) for n in shape)
+
+
+def fmt_norm(v: float) -> str:
+    return "0" if v == 0 else f"{v:.2g}" if 1e-2 <= v < 1e3 else f"{v:.1e}"
+
+
+def norm_line(what: str, v: float | None) -> str:
+    """A label line such as "‖δ‖ 0.031", with a dash when no norm was recorded."""
+    return f"{what} " + ("—" if v is None else fmt_norm(v))
+
+
+def fmt_values(a: np.ndarray) -> str | None:
+    """Values of small arrays (≤ 4 numbers), for show_data."""
+    if a.size > 4:
+        return None
+    if a.ndim == 0:
+        return f"{a.item():.4g}"
+    return "[" + ", ".join(f"{v:.4g}" for v in np.asarray(a).ravel()) + "]"
+
+
+def label(title: str, *lines: str, bold: bool = True) -> str:
+    """<b>title</b> over smaller grey lines, as a Graphviz HTML-like label (inputs pre-escaped)."""
+    head = f"<b>{title}</b>" if bold else title
+    rest = "".join(f'<br/><font point-size="8" color="{MUTED}">{ln}</font>' for ln in lines if ln)
+    return f"<{head}{rest}>"
+
+
+# -- gradient colours: ‖δ‖ on a log scale ---------------------------------------------------
+class GradScale:
+    """Maps a gradient norm to a palette colour by log10, between the smallest and largest norm drawn."""
+
+    def __init__(self, norms: Iterable[float | None]):
+        logs = [math.log10(v) for v in norms if v is not None and v > 0 and math.isfinite(v)]
+        self.lo = min(logs) if logs else 0.0
+        self.hi = max(logs) if logs else 0.0
+
+    def color(self, v: float | None, palette: list[str] = GRAD_PALETTE) -> str:
+        if v is None or not math.isfinite(v) or v <= 0:  # no gradient reached it (or exactly zero): grey
+            return NO_GRAD_FILL if palette is GRAD_PALETTE else "#bbbbbb"
+        span = self.hi - self.lo
+        u = 0.5 if span < 1e-12 else (math.log10(v) - self.lo) / span
+        return palette[min(len(palette) - 1, max(0, int(u * len(palette))))]
+
+    def edge_color(self, v: float | None) -> str:
+        return self.color(v, GRAD_EDGE_PALETTE)
+
+    def legend_label(self) -> str:
+        """A colour bar with ‖δ‖ ticks, as an HTML table."""
+        n = len(GRAD_PALETTE)
+        cells = "".join(f'<td bgcolor="{c}" width="18" height="12"></td>' for c in GRAD_PALETTE)
+        lo, hi = 10**self.lo, 10**self.hi
+        return (
+            '<<table border="0" cellborder="0" cellspacing="0" cellpadding="2">'
+            f'<tr><td colspan="{n}"><b>‖δ‖ = ‖∂L/∂value‖, log scale, blue → red</b></td></tr>'
+            f"<tr>{cells}</tr>"
+            f'<tr><td colspan="{n // 2}" align="left"><font point-size="8">small: {fmt_norm(lo)}</font></td>'
+            f'<td colspan="{n - n // 2}" align="right"><font point-size="8"> large: {fmt_norm(hi)}</font></td></tr>'
+            f'<tr><td colspan="{n}" align="left"><font point-size="8">grey: no gradient (cut off, or 0)</font></td></tr>'
+            "</table>>"
+        )
+
+
+# -- leaves: parameters (yellow), other leaves, constants (grey), detached copies (dashed red) --
+def leaf_attrs(lf: Leaf, scale: GradScale | None, show_data: bool) -> dict[str, str]:
+    shape = fmt_shape(lf.shape)
+    lines = []
+    if lf.kind in ("param", "leaf"):
+        title = esc(lf.name) if lf.name else f"{'parameter' if lf.kind == 'param' else 'leaf'}"
+        lines.append(shape if lf.name else f"{shape} · {lf.id}")
+        attrs = {"shape": "box", "style": "filled", "fillcolor": PARAM_FILL, "color": PARAM_LINE}
+        if lf.kind == "leaf":
+            attrs["style"] = "filled,rounded"
+    elif lf.kind == "cut":
+        title = f"detached {esc(lf.name)}" if lf.name else "detached"
+        lines.append(f"{shape} · no grad")
+        attrs = {"shape": "box", "style": "dashed,rounded", "color": CUT_COLOR, "fontcolor": "#7b241c"}
+    else:
+        title = esc(lf.name) if lf.name else "const"
+        lines.append(shape)
+        attrs = {"shape": "box", "style": "filled", "fillcolor": CONST_FILL, "color": CONST_LINE, "fontsize": "9"}
+    if show_data:
+        vals = fmt_values(lf.value)
+        if vals:
+            lines.append("= " + esc(vals))
+    if scale is not None and lf.kind in ("param", "leaf"):
+        lines.append(norm_line("‖∂L/∂θ‖", lf.grad_norm))
+        attrs["fillcolor"] = scale.color(lf.grad_norm)
+    attrs["label"] = label(title, *lines)
+    if lf.is_root:
+        attrs.update(peripheries="2")
+    return attrs
+
+
+# -- clusters and the whole graph -----------------------------------------------------------
+def cluster_attrs(path: str, title: str | None = None) -> dict[str, str]:
+    """A scope's box: a time step filled light blue, any other scope dashed grey.
+    ``title``: the HTML label body, by default the scope's last component in bold."""
+    last = path.rpartition("/")[2]
+    if title is None:
+        title = f"<b>{esc(last)}</b>"
+    attrs = {"label": f"<{title}>", "fontname": FONT, "labeljust": "l", "id": esc(f"scope {path}")}
+    if is_step_scope(last):
+        attrs.update(style="rounded,filled", fillcolor=STEP_FILL, color=STEP_LINE, fontsize="11", fontcolor="#2b4a6f")
+    else:
+        attrs.update(style="rounded,dashed", color="#8c8c8c", fontsize="12", fontcolor="#444444")
+    return attrs
+
+
+def graph_attrs(level: str, title: str | None) -> dict[str, str]:
+    attrs = {
+        "rankdir": "TB",  # steps side by side (time left to right), each step's ops top to bottom
+        "splines": "line",  # straight edges: a state carried into the next step is one clean diagonal
+        "fontname": FONT,
+        "nodesep": "0.18",
+        "ranksep": "0.28",
+        "bgcolor": "white",
+    }
+    if level == "step":  # few nodes, no edges back up: curved edges and more room between ranks read better
+        del attrs["splines"]
+        attrs["ranksep"] = "0.6"
+    if title:
+        attrs.update(label=f"<<b>{esc(title)}</b>>", labelloc="t", labeljust="l", fontsize="14")
+    return attrs
