@@ -145,7 +145,7 @@ class Node:
         self.many = many  # vjp takes the list of output gradients (split, unbind)
         self.names: dict[int, str] | None = None  # output index -> name, for pictures and format_tape
         self.pending: list | None = None  # δ of each output, summed while backward runs
-        self.retained: list | None = None  # (output index, weakref to tensor) pairs that asked retain_grad
+        self.retained: list | None = None  # (output index, tensor) pairs that asked retain_grad
         self.grad_norm: float | None = None  # ‖δoutput‖, under gradnorms.record_grad_norms()
         self.version = checks.writes  # in-place writes before this node (see checks.py)
 
@@ -313,7 +313,7 @@ class Tensor:
 
     def _retains(self) -> bool:
         node = None if self._edge is None else self._edge[0]
-        return node is not None and node.retained is not None and any(r() is self for _, r in node.retained)
+        return node is not None and node.retained is not None and any(t is self for _, t in node.retained)
 
     def retain_grad(self) -> Tensor:
         """Keep dL/d(self) in ``.grad`` after backward although self is not a leaf (δh_t)."""
@@ -323,7 +323,7 @@ class Tensor:
             node, index = self._edge
             if node.retained is None:
                 node.retained = []
-            node.retained.append((index, weakref.ref(self)))  # weak: the graph never keeps tensors
+            node.retained.append((index, self))  # the one tensor a node keeps: backward fills its .grad
         return self
 
     def zero_grad(self) -> None:
@@ -457,7 +457,7 @@ def _accumulate(x: Tensor, g: np.ndarray) -> None:
 
 def _keep_retained(node: Node, grads_out: list) -> None:
     """t.grad += δ for the outputs of ``node`` that called ``retain_grad()``."""
-    for i, ref in node.retained:
-        t, g = ref(), grads_out[i]
-        if t is not None and g is not None:
+    for i, t in node.retained:
+        g = grads_out[i]
+        if g is not None:
             t._grad = np.array(g) if t._grad is None else t._grad + g

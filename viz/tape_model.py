@@ -9,13 +9,14 @@ unrolls) and returns plain records that the drawing modules work on:
   constant, or a detached copy of a value (a "cut", with what it was cut from);
 * :class:`Tape`: the ops in tape order (a topological order) and the leaves in order of first use.
 
-Every read of minigrad's internals (``Tensor._node``, ``node.inputs``, ``GraphInput``, ...) is in
+Every read of minigrad's internals (``Tensor._edge``, ``node.inputs``, ``Tensor._cut_from``, ...) is in
 the section "The engine, read here only" below: when the engine's graph changes shape, those
 few functions are what to adapt; the drawing modules see only the records.
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -101,10 +102,10 @@ def value_name(source: Op | Leaf, index: int) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # The engine, read here only
 #
-# Today a node's input is the leaf Tensor itself or, for a value another op made, a GraphInput:
-# a weak reference to that tensor carrying ._node, ._index, .name and .shape (and .data while
-# the tensor is alive). Adapting the pictures to another graph representation means rewriting
-# these functions, nothing else.
+# A node's input is the leaf Tensor itself or, for a value another op made, the edge
+# (producer node, output index); the producer keeps each output's shape and name. The graph
+# keeps no intermediate tensor, so an intermediate's array is not reachable from it. Adapting
+# the pictures to another graph representation means rewriting these functions, nothing else.
 # ---------------------------------------------------------------------------------------------
 class InputRef(NamedTuple):
     """One input of a node, as the engine records it."""
@@ -117,25 +118,31 @@ class InputRef(NamedTuple):
 
 def node_of(t: Tensor) -> tuple[Node, int] | None:
     """The node that made ``t`` and which of its outputs ``t`` is; None for a leaf."""
-    return None if t._node is None else (t._node, t._index)
+    return t._edge
 
 
 def inputs_of(node: Node) -> list[InputRef]:
     """``node``'s inputs in order."""
     return [
-        InputRef(x, 0, x.name, x.shape) if x._node is None else InputRef(x._node, x._index, x.name, x.shape)
+        InputRef(x[0], x[1], x[0].output_name(x[1]), x[0].shapes[x[1]])
+        if type(x) is tuple
+        else InputRef(x, 0, x.name, x.shape)
         for x in node.inputs
     ]
 
 
-def input_values(node: Node) -> list[np.ndarray | None]:
-    """The arrays of ``node``'s inputs, None where the engine no longer holds one.
+def live_values() -> dict[int, np.ndarray]:
+    """id(node) -> the array of its first output, for every op result still alive.
 
-    The only read of an intermediate value's data (for ``show_data``): a node keeps an input
-    made by another op through a weak reference, so its array is there only while the user
-    holds that tensor or a VJP saved it.
+    The graph keeps edges, never tensors, so it cannot reach an intermediate's array; for
+    ``show_data`` the garbage collector lists the tensors that are still alive (the user holds
+    them). One pass over all live objects: paid only when a picture asks for values.
     """
-    return [x.data for x in node.inputs]  # a GraphInput's .data is None once its tensor is freed
+    return {
+        id(o._edge[0]): o.data
+        for o in gc.get_objects()
+        if isinstance(o, Tensor) and o._edge is not None and o._edge[1] == 0
+    }
 
 
 def op_record(node: Node) -> Op:
@@ -167,10 +174,8 @@ def leaf_record(t: Tensor, leaf_id: str) -> Leaf:
 def cut_origin(t: Tensor) -> Node | Tensor | None:
     """What the detached tensor ``t`` was cut from: the node that made that value, or the leaf
     itself; None when the value is gone (the graph it belonged to was freed)."""
-    orig = t._cut_from()  # a weak reference: to the leaf, or to the value's GraphInput
-    if orig is None or orig._node is None:
-        return orig
-    return orig._node
+    ref, _ = t._cut_from  # (weak reference to the producer node or to the leaf, output index)
+    return ref()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,9 +228,10 @@ def read_tape(roots: Any, *, values: bool = False) -> Tape:
             tensors.append(t)
         return lf
 
+    alive = live_values() if values else {}
     for op, refs, node in walked:  # leaves in order of first use; names and shapes of the outputs
-        arrays = input_values(node) if values else [None] * len(refs)
-        for ref, array in zip(refs, arrays):
+        op.value = alive.get(id(node))  # None once the tensor was freed: its box shows no values
+        for ref in refs:
             if isinstance(ref.source, Tensor):
                 lf = leaf(ref.source)
                 lf.consumers.append(op)
@@ -236,8 +242,6 @@ def read_tape(roots: Any, *, values: bool = False) -> Tape:
             src.shapes.setdefault(ref.index, ref.shape)
             if ref.name:
                 src.names.setdefault(ref.index, ref.name)
-            if ref.index == 0 and src.value is None:
-                src.value = array  # None once the tensor was freed: its box shows no values
     for r in roots:  # marked; a root's name and array come from the tensor itself
         made = node_of(r)
         if made is None:
