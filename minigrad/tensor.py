@@ -21,8 +21,8 @@ root from the newest to the oldest:
 No recursion anywhere: a 100,000-step unroll backprops like a 10-step one.
 
 What is not the idea lives next door and is entered from here by one call or one flag:
-``checks.py`` (a freed graph, inputs written in place after use, anomaly mode) and
-``gradnorms.py`` (‖δ‖ per node, for pictures).
+``checks.py`` (a freed graph, inputs written in place after use, anomaly mode),
+``gradnorms.py`` (‖δ‖ per node, for pictures) and ``accumulate.py`` (summing many δ in place).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checks, gradnorms
+from . import accumulate, checks, gradnorms
 from .arrays import as_array
 
 __all__ = [
@@ -386,11 +386,11 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     """Walk the nodes reachable from ``root`` newest first, one VJP each."""
     grad = _seed(root, grad)
     if root._edge is None:  # the root is itself a leaf
-        _accumulate(root, grad)
-        return
+        return _accumulate(root, grad)
     node, index = root._edge
     node.pending = [grad if i == index else None for i in range(len(node.shapes))]
     heap = [(-node.seq, node)]  # newest first; sequence numbers are unique, so nodes are never compared
+    sums: set = set()  # (seq, output index) of the pending gradients this walk summed (accumulate.py)
     try:
         while heap:
             node = heapq.heappop(heap)[1]
@@ -417,7 +417,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                     if pending is None:  # the first δ to reach the producer: schedule it
                         pending = producer.pending = [None] * len(producer.shapes)
                         heapq.heappush(heap, (-producer.seq, producer))
-                    pending[i] = g if pending[i] is None else pending[i] + g
+                    pending[i] = g if pending[i] is None else accumulate.add(pending[i], g, sums, (producer.seq, i))
                 elif x.requires_grad:  # a leaf: parameters keep their gradient, constants drop it
                     _accumulate(x, g)
     finally:

@@ -345,3 +345,14 @@ def test_stack_refuses_tensors_of_different_shapes_with_or_without_out():
     for out in (None, np.empty((2, 2, 3))):
         with pytest.raises(ValueError, match=r"stack: all tensors must have the same shape, got \(2, 3\), \(1, 3\)"):
             mg.stack([a, b], out=out)
+
+
+def test_summing_many_gradients_in_place_never_writes_into_one_another_node_shares():
+    # s = a + c hands the SAME δ array to a and to c; a then receives two more δs (from p and q),
+    # which backward sums in place: into a buffer of its own, never into the shared first δ
+    x = leaf(3)
+    a, c = x * 2.0, x * 3.0
+    p, q = a * 5.0, a * 7.0
+    s = a + c  # newest: its δ reaches a first
+    (s.sum() + p.sum() + q.sum()).backward()
+    np.testing.assert_array_equal(x.grad, np.full(3, 2.0 * (1 + 5 + 7) + 3.0))
