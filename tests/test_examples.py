@@ -205,3 +205,21 @@ def test_skip_connections_the_shortcut_alone_shrinks_by_about_the_square_root(tm
     assert_figure(tmp_path / "skip_connections.png")
     if HAVE_MPL:
         assert (tmp_path / "skip_connections_graph.png").exists() or "no picture of the graph" in out
+
+
+def test_policy_gradient_both_estimators_agree_in_mean_and_bptt_has_far_less_variance(tmp_path, capsys):
+    pg = load("policy_gradient")
+    rng = np.random.default_rng(0)
+    x0, v0 = pg.start_states(rng, 3)
+    eps = rng.standard_normal((6, 3))
+    theta = __import__("minigrad").nn.Parameter(np.array([0.7, -0.3]))
+    assert __import__("minigrad").gradcheck(lambda th: pg.rollout(th, x0, v0, eps)[0], [theta])  # BPTT = finite diff.
+
+    found = pg.main(["--quick", "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert found["mean_gap_in_se"] < 3  # the same gradient, within the standard error
+    assert found["variance_ratio"] > 10  # REINFORCE's spread is an order of magnitude larger
+    bptt, rf = found["BPTT through the environment"]["costs"], found["REINFORCE (score function)"]["costs"]
+    assert bptt[0] == rf[0] and bptt[-1] < rf[-1] < bptt[0]  # both learn, BPTT further
+    assert found["bptt_updates_to_reinforce_final"] < len(rf) // 2
+    assert_figure(tmp_path / "policy_gradient.png")
