@@ -223,3 +223,16 @@ def test_policy_gradient_both_estimators_agree_in_mean_and_bptt_has_far_less_var
     assert bptt[0] == rf[0] and bptt[-1] < rf[-1] < bptt[0]  # both learn, BPTT further
     assert found["bptt_updates_to_reinforce_final"] < len(rf) // 2
     assert_figure(tmp_path / "policy_gradient.png")
+
+
+def test_relu_clipping_the_unclipped_run_diverges_and_kills_units_the_clipped_one_learns(tmp_path, capsys):
+    found = run("relu_clipping", tmp_path)
+    capsys.readouterr()
+    free, clipped = found["not clipped"], found["clip_grad_norm_(1.0)"]
+    assert free["first_norm"] == clipped["first_norm"] > 100  # the same run: the same exploding first gradient
+    assert not np.isfinite(free["last"]) and free["updates"] < 10  # without clipping it is NaN within a few updates
+    assert free["dead"][1] > clipped["dead"][1]  # its first huge step kills units
+    assert np.isfinite(clipped["last"]) and clipped["last"] < 1.5  # with clipping the loss falls from 44
+    assert found["relu_values"] == [0.0, 1.0]  # ReLU' is 0 or 1
+    assert found["dead_rows"] == 0.0  # a dead unit gets exactly no gradient
+    assert_figure(tmp_path / "relu_clipping.png")
