@@ -236,3 +236,16 @@ def test_relu_clipping_the_unclipped_run_diverges_and_kills_units_the_clipped_on
     assert found["relu_values"] == [0.0, 1.0]  # ReLU' is 0 or 1
     assert found["dead_rows"] == 0.0  # a dead unit gets exactly no gradient
     assert_figure(tmp_path / "relu_clipping.png")
+
+
+def test_worked_example_follows_the_notes_line_by_line_and_sums_the_ten_step_paths(capsys):
+    we = load("worked_example")
+    found = we.line_by_line()
+    assert found["y"] == [0.5, 1.75] and found["loss"] == [2.25, 10.5625]
+    assert found["dLoss1/dh1"] == -3.0
+    assert found["W_hy"] == [-1.5, -11.375] and found["W_hh"] == [0.0, -3.25]  # per-step shares of the shared weights
+    ten = we.ten_steps()
+    np.testing.assert_allclose(ten["C"], ten["formula"], rtol=1e-14)  # C_k = h_k W_h^(k−1)
+    assert abs(sum(ten["C"]) - ten["dh1"]) < 1e-12 and ten["paths"] == 55
+    out = capsys.readouterr().out
+    assert "Loss_2 = 10.5625" in out and "∂L/∂W_hh = 0 + (-3.25) = -3.25" in out
