@@ -1,10 +1,12 @@
-"""Architectures from the lecture notes: residual RNN, orthogonal W_hh, attention-augmented RNN.
+"""Architectures from the lecture notes: residual RNN, orthogonal W_hh, skip connections, attention.
 
 Each changes how gradients travel back in time:
 
 * residual:   h_t = h_{t-1} + α φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
               ∂h_t/∂h_{t-1} = I + α diag(φ') W_hh: the identity keeps δh_t from vanishing.
 * orthogonal W_hh: all singular values 1, so W_hhᵀ neither shrinks nor stretches δh on its own.
+* skip:       h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh + W_skip h_{t-d})
+              a second edge h_{t-d} → h_t: a gradient reaches d steps back in one hop.
 * attention:  c_t = Σ_{k<t} α_{t,k} h_k gives step t a path of length 1 to every earlier state.
 """
 
@@ -23,7 +25,7 @@ from .cells import NONLINEARITIES, _as_input, _float_dtype, _positive_int
 from .rnn import RNN
 from .truncation import TruncationPolicy, as_truncation
 
-__all__ = ["ResidualRNN", "AttentionRNN", "orthogonal_init_"]
+__all__ = ["ResidualRNN", "SkipRNN", "AttentionRNN", "orthogonal_init_"]
 
 
 def orthogonal_init_(module: Module, gain: float = 1.0, rng: np.random.Generator | int | None = None) -> Module:
@@ -83,6 +85,108 @@ class ResidualRNN(RNN):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", alpha={self.alpha}" if self.alpha != 1.0 else "")
+
+
+class SkipRNN(Module):
+    """An Elman RNN with a skip connection across time, from h_{t-d} straight into h_t:
+
+        h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh + W_skip h_{t-d})      (d = ``skip``, default 2)
+
+    with h_s = h_0 for every s ≤ 0. The unrolled graph then has two edges into each step, so
+
+        δh_t = ∂ℓ_t/∂h_t + W_hhᵀ δa_{t+1} + W_skipᵀ δa_{t+d},     δa_t = φ'(a_t) ⊙ δh_t
+
+    and a loss at T reaches h_{T-m} in about m/d hops instead of m: the shortcut path.
+
+    Parameters weight_ih (H, I), weight_hh (H, H), weight_skip (H, H), bias_ih, bias_hh, all
+    uniform ±1/√H (a W_skip of zeros gives back ``models.RNN``). ``forward(x, h0=None,
+    cut=None, return_states=False)`` → (out (T, B, H), h_n (1, B, H)) (+ the list of the T
+    states h_1 … h_T, for ``retain_grad``). Input (T, B, I), (B, T, I) with batch_first, or
+    (T, I). ``cut="recurrent"`` detaches every h_{t-1} → h_t edge and ``cut="skip"`` every
+    h_{t-d} → h_t edge (the forward values stay the same), to see the two paths apart.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        skip: int = 2,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ):
+        super().__init__()
+        self.input_size = _positive_int("SkipRNN", "input_size", input_size)
+        self.hidden_size = H = _positive_int("SkipRNN", "hidden_size", hidden_size)
+        self.skip = _positive_int("SkipRNN", "skip", skip)
+        if self.skip < 2:
+            raise ValueError(f"SkipRNN: skip must be at least 2 (skip=1 is the recurrent edge itself), got {skip}")
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"SkipRNN: nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.batch_first, self.bias = bool(batch_first), bool(bias)
+        self.dtype = _float_dtype("SkipRNN", dtype)
+        rng, k = init._rng(rng), 1.0 / math.sqrt(H)
+        shapes = {"weight_ih": (H, self.input_size), "weight_hh": (H, H), "weight_skip": (H, H)}
+        if self.bias:
+            shapes.update(bias_ih=(H,), bias_hh=(H,))
+        for name, shape in shapes.items():
+            setattr(self, name, Parameter(rng.uniform(-k, k, shape).astype(self.dtype)))
+
+    def forward(self, x: Any, h0: Any = None, cut: str | None = None, return_states: bool = False) -> tuple:
+        I, H, d = self.input_size, self.hidden_size, self.skip
+        if cut not in (None, "recurrent", "skip"):
+            raise ValueError(f'SkipRNN: cut must be None, "recurrent" or "skip", got {cut!r}')
+        x = _as_input("SkipRNN", "input", x, self.dtype)
+        if x.ndim not in (2, 3) or x.shape[-1] != I or 0 in x.shape:
+            layout = f"(B, T, {I})" if self.batch_first else f"(T, B, {I})"
+            raise ValueError(f"SkipRNN: expected input of shape {layout} (or (T, {I}) unbatched), got {x.shape}")
+        batched = x.ndim == 3
+        x = (mg.transpose(x, 1, 0, 2) if self.batch_first else x) if batched else x.reshape(x.shape[0], 1, I)
+        T, B, _ = x.shape
+        if h0 is None:
+            h = Tensor(np.zeros((B, H), self.dtype))
+        else:
+            h0 = _as_input("SkipRNN", "h0", h0, self.dtype)
+            want = (1, B, H) if batched else (1, H)
+            if h0.shape != want:
+                raise ValueError(f"SkipRNN: expected h0 of shape {want}, got {h0.shape}")
+            h = h0.reshape(B, H)
+        phi = NONLINEARITIES[self.nonlinearity]
+
+        with mg.scope("l0"):
+            xw = x.reshape(T * B, I) @ self.weight_ih.T  # all input projections at once
+            if self.bias:
+                xw = xw + (self.bias_ih + self.bias_hh)
+            xws = mg.unbind(xw.reshape(T, B, H))
+            W_hhT, W_skipT = self.weight_hh.T, self.weight_skip.T
+            history = [h] * d  # h_{t-d} … h_{t-1}, with h_s = h_0 for s ≤ 0
+            hs = []
+            for t, xw_t in enumerate(xws, start=1):
+                with mg.scope(f"t={t}"):
+                    h_prev, h_skip = history[-1], history[-d]
+                    if cut == "recurrent":
+                        h_prev = h_prev.detach()
+                    elif cut == "skip":
+                        h_skip = h_skip.detach()
+                    a = (
+                        mg.addmm(xw_t, h_prev, W_hhT) + h_skip @ W_skipT
+                    )  # a_t = W_ih x_t + b + W_hh h_{t-1} + W_skip h_{t-d}
+                    h_t = phi(a)  # h_t = φ(a_t)
+                    h_t.name = "h"
+                hs.append(h_t)
+                history = history[1:] + [h_t]
+        out, h_n = mg.stack(hs), hs[-1].reshape(1, B, H)
+        if not batched:
+            out, h_n = out.reshape(T, H), h_n.reshape(1, H)
+        elif self.batch_first:
+            out = mg.transpose(out, 1, 0, 2)
+        return (out, h_n, hs) if return_states else (out, h_n)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, skip={self.skip}, nonlinearity={self.nonlinearity!r}, bias={self.bias}"
 
 
 class AttentionRNN(Module):
