@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import buffers
 from .tensor import Tensor, _as_array
 
 _make = Tensor._make
@@ -76,16 +77,13 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _broadcast(op: str, f: Any, a: Tensor, b: Tensor, out: np.ndarray | None = None) -> np.ndarray:
+    """f(a, b) on the arrays (written into ``out`` when given), or an error naming the op and both shapes."""
     try:
-        if out is None:
-            return f(a.data, b.data)
-        shape = np.broadcast_shapes(a.shape, b.shape)
+        return f(a.data, b.data) if out is None else f(a.data, b.data, out=out)
     except ValueError:
         raise ValueError(
             f"{op}: shapes {a.shape} and {b.shape} do not broadcast (trailing dimensions must be equal or 1)"
         ) from None
-    _check_out(op, out, shape, np.result_type(a.data, b.data), (a, b))
-    return f(a.data, b.data, out=out)
 
 
 def _check_float(op: str, x: Tensor) -> None:
@@ -93,22 +91,10 @@ def _check_float(op: str, x: Tensor) -> None:
         raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
 
 
-def _check_out(op: str, out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: tuple[Tensor, ...]) -> None:
-    """numpy's ``out=``: the result is written into ``out``, an array of exactly the result's shape and
-    dtype that overlaps no input (a VJP may have saved that input; writing over it corrupts the gradient)."""
-    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
-        got = f"shape {out.shape}, dtype {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"{op}: out= must be a numpy array of shape {shape} and dtype {dtype}, got {got}")
-    if not out.flags.writeable:
-        raise ValueError(f"{op}: out= is read-only")
-    for x in inputs:
-        if np.may_share_memory(out, x.data):
-            raise ValueError(f"{op}: out= overlaps an input of shape {x.shape}; write the result elsewhere")
-
-
 # ---------------------------------------------------------------------------
 # Arithmetic (broadcasting: each VJP sums back to its input's shape)
 # ---------------------------------------------------------------------------
+@buffers.accepts_out
 def add(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     a, b = _lift2(a, b)
     y = _broadcast("add", np.add, a, b, out)
@@ -116,6 +102,7 @@ def add(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     return _make(y, "add", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(g, sb)))
 
 
+@buffers.accepts_out
 def sub(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     a, b = _lift2(a, b)
     y = _broadcast("sub", np.subtract, a, b, out)
@@ -123,6 +110,7 @@ def sub(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     return _make(y, "sub", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(-g, sb)))
 
 
+@buffers.accepts_out
 def mul(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
     a, b = _lift2(a, b)
     y = _broadcast("mul", np.multiply, a, b, out)
@@ -175,6 +163,7 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this mo
     )
 
 
+@buffers.accepts_out
 def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
     """a + w ⊙ (b − a) (torch.lerp), all three broadcasting: the GRU's h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
     is ``lerp(n, h_prev, z)``, one node instead of three (sub, mul, add).
@@ -185,20 +174,10 @@ def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
     """
     a, b = _lift2(a, b)
     w, a = _lift2(w, a)
-
-    def shapes_error() -> ValueError:
-        return ValueError(f"lerp: shapes a {a.shape}, b {b.shape}, w {w.shape} do not broadcast")
-
-    if out is not None:
-        try:
-            shape = np.broadcast_shapes(a.shape, b.shape, w.shape)
-        except ValueError:
-            raise shapes_error() from None
-        _check_out("lerp", out, shape, np.result_type(a.data, b.data, w.data), (a, b, w))
     try:
         y = np.multiply(w.data, b.data - a.data, out=out)
     except ValueError:
-        raise shapes_error() from None
+        raise ValueError(f"lerp: shapes a {a.shape}, b {b.shape}, w {w.shape} do not broadcast") from None
     y += a.data  # in place: no second array (y is fresh, or the caller's out)
     need_a, need_b, need_w = a.requires_grad, b.requires_grad, w.requires_grad
     ad, bd = (a.data, b.data) if need_w else (None, None)
@@ -318,16 +297,16 @@ def log(x: Tensor) -> Tensor:
     return _make(np.log(xd), "log", (x,), lambda g: (g / xd,))  # δx = δy / x
 
 
+@buffers.accepts_out
 def tanh(x: Tensor, out: np.ndarray | None = None) -> Tensor:
-    if out is not None:
-        _check_out("tanh", out, x.shape, x.dtype, (x,))
+    """tanh x, elementwise."""
     y = np.tanh(x.data, out=out)
     return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))  # δx = δy ⊙ (1 − y²)
 
 
+@buffers.accepts_out
 def sigmoid(x: Tensor, out: np.ndarray | None = None) -> Tensor:
-    if out is not None:
-        _check_out("sigmoid", out, x.shape, x.dtype, (x,))
+    """σ(x) = 1 / (1 + e⁻ˣ), elementwise, without overflow for any x."""
     # σ(x) = ½ tanh(x/2) + ½: the same function, and it never overflows (computed in place in one array)
     y = np.asarray(np.multiply(x.data, 0.5, out=out))  # asarray: a 0-d x gives a numpy scalar
     np.tanh(y, out=y)
@@ -336,10 +315,10 @@ def sigmoid(x: Tensor, out: np.ndarray | None = None) -> Tensor:
     return _make(y, "sigmoid", (x,), lambda g: (g * y * (1 - y),))  # δx = δy ⊙ σ(1 − σ)
 
 
+@buffers.accepts_out
 def relu(x: Tensor, out: np.ndarray | None = None) -> Tensor:
-    if out is not None:
-        _check_out("relu", out, x.shape, x.dtype, (x,))
-    mask = x.data > 0  # relu'(0) = 0
+    """max(x, 0), elementwise."""
+    mask = x.data > 0  # δx = δy ⊙ [x > 0]: relu'(0) = 0
     return _make(np.multiply(x.data, mask, out=out), "relu", (x,), lambda g: (g * mask,))
 
 
@@ -507,53 +486,30 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0, out: np.ndarray | None = None) -> Tensor:
-    """The tensors, all of one shape, along a new axis.
+    """The tensors, all of one shape, along a new ``axis``.
 
-    ``out``: numpy's out= (an array of the result's shape and dtype). A tensor may already be its
-    own slot of ``out``, written there by an earlier op's out= (the RNN layers write h_t straight
-    into row t): it is left in place, so the stacked result costs no second copy of the states.
+    ``out``: numpy's out=. A tensor already in its own slot of ``out`` (the RNN layers write h_t
+    straight into row t) is left there: see ``buffers.stack_into``.
     """
     tensors = tuple(_lift(t) for t in tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
-    if out is not None:
-        y = _stack_into(tensors, axis, out)
-    else:
-        try:
-            y = np.stack([t.data for t in tensors], axis=axis)
-        except ValueError as e:  # shapes differ, or the axis is out of range (AxisError)
-            raise _stack_error(tensors, e) from None
+    try:
+        y = np.stack([t.data for t in tensors], axis=axis) if out is None else buffers.stack_into(tensors, axis, out)
+    except ValueError as e:  # shapes differ, the axis is out of range (AxisError), or out= is refused
+        raise _stack_error(tensors, e) from None
     # δx_i = δy[i] along the stacked axis (views into δy, no copies)
     return _make(y, "stack", tensors, lambda g: tuple(np.moveaxis(g, axis, 0)))
 
 
 def _stack_error(tensors: tuple[Tensor, ...], e: ValueError) -> ValueError:
+    """The error for stacking ``tensors``, worded the same with or without out=."""
     if isinstance(e, np.exceptions.AxisError):
         return ValueError(f"stack: {e} (stacking tensors of shape {tensors[0].shape})")
-    return ValueError(f"stack: all tensors must have the same shape, got {', '.join(str(t.shape) for t in tensors)}")
-
-
-def _stack_into(tensors: tuple[Tensor, ...], axis: int, out: np.ndarray) -> np.ndarray:
-    """Copy each tensor into its slot of ``out``, skipping those already there (see ``stack``)."""
-    if len({t.shape for t in tensors}) != 1:  # checked first: a slot assignment would broadcast a row
-        raise _stack_error(tensors, ValueError())
-    try:
-        axis = np.lib.array_utils.normalize_axis_index(axis, tensors[0].ndim + 1)
-    except np.exceptions.AxisError as e:
-        raise _stack_error(tensors, e) from None
-    dtype = np.result_type(*(t.data for t in tensors))
-    shape = (*tensors[0].shape[:axis], len(tensors), *tensors[0].shape[axis:])
-    _check_out("stack", out, shape, dtype, ())
-    slots = np.moveaxis(out, axis, 0)
-    start, step = out.__array_interface__["data"][0], out.strides[axis]
-    for i, t in enumerate(tensors):
-        d = t.data
-        if np.may_share_memory(d, out):  # inside out's memory: only its own slot is allowed
-            if d.__array_interface__["data"][0] != start + i * step or d.strides != slots[i].strides:
-                raise ValueError(f"stack: tensor {i} lies inside out= but not in its own slot {i}; write it elsewhere")
-            continue  # already in place: nothing to copy
-        slots[i] = d
-    return out
+    if len({t.shape for t in tensors}) > 1:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        return ValueError(f"stack: all tensors must have the same shape, got {shapes}")
+    return e  # buffers' own out= errors already say what is wrong
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:

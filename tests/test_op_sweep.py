@@ -595,6 +595,27 @@ def test_every_op_has_several_cases_including_a_0d_or_size_1_one():
         assert any(any(a.ndim == 0 or 1 in a.shape for a in c.arrays) for c in cases_of(name)), name
 
 
+def test_out_takes_python_numbers_with_the_dtype_the_op_gives_them():
+    # the out= check predicts the result's dtype as the op computes it: a number takes the
+    # dtype of the tensor it meets (float32 stays float32), a numpy float64 scalar included
+    x = mg.Tensor(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    for call in (
+        lambda out: mg.mul(x, 2.0, out=out),
+        lambda out: mg.sub(2, x, out=out),
+        lambda out: mg.add(x, np.float64(0.5), out=out),
+        lambda out: mg.lerp(x, 1.0, 0.25, out=out),
+    ):
+        buf = np.full((2, 3), np.nan, np.float32)
+        y = call(buf)
+        assert y.data is buf and y.dtype == np.float32
+        np.testing.assert_array_equal(buf, call(None).data)
+        y.sum().backward()
+        assert x.grad.dtype == np.float32
+        x.grad = None
+    both = np.empty(())
+    assert mg.add(2.0, 3, out=both).data is both and both == 5.0
+
+
 # ---------------------------------------------------------------------------
 # The sweep: float64 against finite differences and numpy, float32 against float64
 # ---------------------------------------------------------------------------
