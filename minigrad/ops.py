@@ -3,18 +3,23 @@
 Each op is one small function of the same shape::
 
     def tanh(x):
-        y = np.tanh(x.data)                                   # forward
-        return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))   # δx = δy ⊙ (1 − y²)
+        y = np.tanh(x.data)                                            # forward
+        return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))    # δx = δy ⊙ (1 − y²)
 
-The lambda is the vector-Jacobian product: given g = ∂L/∂(output) it returns
-∂L/∂(input) for each input (``None`` for inputs that take no gradient). It
-closes over exactly what it needs, so freeing the closure frees the saved
-arrays. ``_make`` (in tensor.py) records the node only when a gradient can
-flow, so these functions are also the plain forward.
+The lambda is the vector-Jacobian product: given g = δy = ∂L/∂y it returns δ of each input
+(``None`` for inputs that take no gradient). It closes over exactly the arrays it needs, never
+the input tensors, so freeing the closure frees the saved arrays. ``_make`` (in tensor.py)
+records the node only when a gradient can flow, so these functions are also the plain forward.
 
-Non-differentiable points follow PyTorch: relu'(0) = 0, |x|'(0) = 0,
-sqrt'(0) = inf, clip passes the gradient where lo ≤ x ≤ hi, max splits it
-evenly between ties.
+Notation (the lecture notes'): y is the op's output, δv = ∂L/∂v, ⊙ the elementwise product,
+ᵀ a transpose. A broadcasting op sums each input's δ back to that input's shape (``unbroadcast``).
+
+Non-differentiable points follow PyTorch: relu'(0) = 0, |x|'(0) = 0, sqrt'(0) = inf,
+clip passes the gradient where lo ≤ x ≤ hi, max splits it evenly between ties.
+
+``out=``: ops marked ``@buffers.accepts_out`` (and ``stack``) can write their result into an
+array the caller gives, as numpy does; the checks live in buffers.py, a row only passes ``out``
+on to its numpy call.
 """
 
 from __future__ import annotations
@@ -96,22 +101,25 @@ def _check_float(op: str, x: Tensor) -> None:
 # ---------------------------------------------------------------------------
 @buffers.accepts_out
 def add(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
+    """a + b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("add", np.add, a, b, out)
-    sa, sb = a.shape, b.shape
+    sa, sb = a.shape, b.shape  # δa = δy,  δb = δy
     return _make(y, "add", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(g, sb)))
 
 
 @buffers.accepts_out
 def sub(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
+    """a − b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("sub", np.subtract, a, b, out)
-    sa, sb = a.shape, b.shape
+    sa, sb = a.shape, b.shape  # δa = δy,  δb = −δy
     return _make(y, "sub", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(-g, sb)))
 
 
 @buffers.accepts_out
 def mul(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
+    """a ⊙ b, the elementwise product with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("mul", np.multiply, a, b, out)
     # δa = δy ⊙ b,  δb = δy ⊙ a: each side's array is saved only if the other side takes a gradient
@@ -131,6 +139,7 @@ def mul(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
 
 
 def div(a: Any, b: Any) -> Tensor:
+    """a / b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("div", np.divide, a, b)
     need_a, need_b = a.requires_grad, b.requires_grad  # δa = δy / b,  δb = −δy ⊙ a / b²
@@ -147,6 +156,7 @@ def div(a: Any, b: Any) -> Tensor:
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this module only)
+    """a ** b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("pow", np.power, a, b)
     need_a, need_b = a.requires_grad, b.requires_grad
@@ -165,12 +175,12 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this mo
 
 @buffers.accepts_out
 def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
-    """a + w ⊙ (b − a) (torch.lerp), all three broadcasting: the GRU's h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
-    is ``lerp(n, h_prev, z)``, one node instead of three (sub, mul, add).
+    """a + w ⊙ (b − a), the linear interpolation torch.lerp, all three broadcasting.
 
-    δa = δy ⊙ (1 − w),  δb = δy ⊙ w,  δw = δy ⊙ (b − a).
-    It saves a, b and w themselves, never b − a: in the GRU all three are saved by other nodes
-    anyway (tanh keeps n, σ keeps z, the next step's matmul keeps h), so this node adds no array.
+    The GRU's h_t = (1 − z) ⊙ n + z ⊙ h_{t-1} is ``lerp(n, h_prev, z)``: one node instead of
+    three (sub, mul, add). It saves a, b and w themselves, never b − a: in the GRU all three are
+    saved by other nodes anyway (tanh keeps n, σ keeps z, the next step's matmul keeps h), so
+    this node adds no array.
     """
     a, b = _lift2(a, b)
     w, a = _lift2(w, a)
@@ -182,7 +192,7 @@ def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
     need_a, need_b, need_w = a.requires_grad, b.requires_grad, w.requires_grad
     ad, bd = (a.data, b.data) if need_w else (None, None)
     wd = w.data if need_a or need_b else None
-    sa, sb, sw = a.shape, b.shape, w.shape
+    sa, sb, sw = a.shape, b.shape, w.shape  # δa = δy ⊙ (1 − w),  δb = δy ⊙ w,  δw = δy ⊙ (b − a)
     return _make(
         y,
         "lerp",
@@ -196,7 +206,8 @@ def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
 
 
 def neg(x: Tensor) -> Tensor:
-    return _make(-x.data, "neg", (x,), lambda g: (-g,))
+    """−x, elementwise."""
+    return _make(-x.data, "neg", (x,), lambda g: (-g,))  # δx = −δy
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -219,7 +230,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     sa, sb = ad.shape, bd.shape
     ad = ad if b.requires_grad else None
     bd = bd if a.requires_grad else None
-    if len(sa) == 2 and len(sb) == 2:  # the common case, without the reshaping below
+    if len(sa) == 2 and len(sb) == 2:  # the common case, without the reshaping in _matmul_vjp
         return _make(
             y,
             "matmul",
@@ -227,6 +238,29 @@ def matmul(a: Any, b: Any) -> Tensor:
             lambda g: (None if bd is None else g @ bd.T, None if ad is None else ad.T @ g),
         )
     return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd, sa, sb))
+
+
+def _matmul_vjp(
+    g: np.ndarray, ad: np.ndarray | None, bd: np.ndarray | None, sa: tuple, sb: tuple
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    # Promote 1-D operands the way numpy does (a → (1, k), b → (k, 1)) and put
+    # the removed axes back into g, then use the 2-D rule batched.
+    # ad is None when b takes no gradient (δb is not needed), bd likewise.
+    G = g
+    if len(sb) == 1:
+        G = G[..., None]
+    if len(sa) == 1:
+        G = G[..., None, :]
+    da = db = None
+    if bd is not None:  # δa = δy bᵀ
+        B = bd[:, None] if bd.ndim == 1 else bd
+        A_shape = (1, *sa) if len(sa) == 1 else sa
+        da = unbroadcast(G @ np.swapaxes(B, -1, -2), A_shape).reshape(sa)
+    if ad is not None:  # δb = aᵀ δy
+        A = ad[None, :] if ad.ndim == 1 else ad
+        B_shape = (*sb, 1) if len(sb) == 1 else sb
+        db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B_shape).reshape(sb)
+    return da, db
 
 
 def addmm(c: Any, a: Any, b: Any) -> Tensor:
@@ -261,38 +295,17 @@ def addmm(c: Any, a: Any, b: Any) -> Tensor:
     )
 
 
-def _matmul_vjp(
-    g: np.ndarray, ad: np.ndarray | None, bd: np.ndarray | None, sa: tuple, sb: tuple
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    # Promote 1-D operands the way numpy does (a → (1, k), b → (k, 1)) and put
-    # the removed axes back into g, then use the 2-D rule batched.
-    # ad is None when b takes no gradient (δb is not needed), bd likewise.
-    G = g
-    if len(sb) == 1:
-        G = G[..., None]
-    if len(sa) == 1:
-        G = G[..., None, :]
-    da = db = None
-    if bd is not None:  # δa = δy bᵀ
-        B = bd[:, None] if bd.ndim == 1 else bd
-        A_shape = (1, *sa) if len(sa) == 1 else sa
-        da = unbroadcast(G @ np.swapaxes(B, -1, -2), A_shape).reshape(sa)
-    if ad is not None:  # δb = aᵀ δy
-        A = ad[None, :] if ad.ndim == 1 else ad
-        B_shape = (*sb, 1) if len(sb) == 1 else sb
-        db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B_shape).reshape(sb)
-    return da, db
-
-
 # ---------------------------------------------------------------------------
 # Elementwise functions
 # ---------------------------------------------------------------------------
 def exp(x: Tensor) -> Tensor:
+    """eˣ, elementwise."""
     y = np.exp(x.data)
-    return _make(y, "exp", (x,), lambda g: (g * y,))  # δx = δy ⊙ eˣ
+    return _make(y, "exp", (x,), lambda g: (g * y,))  # δx = δy ⊙ eˣ = δy ⊙ y
 
 
 def log(x: Tensor) -> Tensor:
+    """ln x, the natural logarithm, elementwise."""
     xd = x.data
     return _make(np.log(xd), "log", (x,), lambda g: (g / xd,))  # δx = δy / x
 
@@ -323,18 +336,21 @@ def relu(x: Tensor, out: np.ndarray | None = None) -> Tensor:
 
 
 def sqrt(x: Tensor) -> Tensor:
+    """√x, elementwise."""
     y = np.sqrt(x.data)
-    return _make(y, "sqrt", (x,), lambda g: (g / (2 * y),))  # δx = δy / (2√x); inf at 0
+    return _make(y, "sqrt", (x,), lambda g: (g / (2 * y),))  # δx = δy / (2√x): inf at 0
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
-    s = np.sign(x.data)  # |x|'(0) = 0
+    """|x|, elementwise."""
+    s = np.sign(x.data)  # δx = δy ⊙ sign(x): |x|'(0) = 0
     return _make(np.abs(x.data), "abs", (x,), lambda g: (g * s,))
 
 
 def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
+    """x limited to [lo, hi], elementwise (a bound that is None does not limit)."""
     xd = x.data
-    inside = np.ones(xd.shape, dtype=bool)  # gradient passes where lo ≤ x ≤ hi
+    inside = np.ones(xd.shape, dtype=bool)  # δx = δy where lo ≤ x ≤ hi, 0 elsewhere
     if lo is not None:
         inside &= xd >= lo
     if hi is not None:
@@ -344,7 +360,7 @@ def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
 
 def scale_grad(x: Tensor, xi: float) -> Tensor:
     """Identity forward; the gradient is multiplied by ``xi`` on its way back."""
-    return _make(x.data, "scale_grad", (x,), lambda g: (g * xi,))
+    return _make(x.data, "scale_grad", (x,), lambda g: (g * xi,))  # δx = ξ δy
 
 
 # ---------------------------------------------------------------------------
@@ -365,35 +381,38 @@ def _axes(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ..
     return tuple(out) if ndim else ()
 
 
-def _expand(g: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+def _expand(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     """Give g back the reduced axes so it broadcasts against the input."""
     return g if keepdims else np.expand_dims(g, axes)
 
 
 def sum(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Σ x over ``axis`` (an int, several, or None for all)."""
     axes = _axes(axis, x.ndim, "sum")
-    shape = x.shape  # δx = δy broadcast back over the summed axes
+    shape = x.shape  # δx = δy, broadcast back over the summed axes
     return _make(
         np.sum(x.data, axis=axes, keepdims=keepdims),
         "sum",
         (x,),
-        lambda g: (np.broadcast_to(_expand(g, shape, axes, keepdims), shape),),
+        lambda g: (np.broadcast_to(_expand(g, axes, keepdims), shape),),
     )
 
 
 def mean(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """The mean of x over ``axis`` (an int, several, or None for all)."""
     axes = _axes(axis, x.ndim, "mean")
     shape = x.shape
-    n = int(np.prod([shape[a] for a in axes])) if axes else 1  # δx = δy / n
+    n = int(np.prod([shape[a] for a in axes])) if axes else 1  # δx = δy / n, broadcast back over the axes
     return _make(
         np.mean(x.data, axis=axes, keepdims=keepdims),
         "mean",
         (x,),
-        lambda g: (np.broadcast_to(_expand(g, shape, axes, keepdims) / n, shape),),
+        lambda g: (np.broadcast_to(_expand(g, axes, keepdims) / n, shape),),
     )
 
 
 def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """The largest element of x over ``axis`` (an int, several, or None for all)."""
     if x.size == 0:
         raise ValueError(f"max of an empty tensor of shape {x.shape}")
     axes = _axes(axis, x.ndim, "max")
@@ -404,7 +423,7 @@ def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
     def vjp(g):  # δx = δy at the arg-max (split evenly between ties)
         # count the ties in g's dtype: an integer count would turn a float32 gradient into float64
         ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
-        return (hit * (_expand(g, hit.shape, axes, keepdims) / ties),)
+        return (hit * (_expand(g, axes, keepdims) / ties),)
 
     return _make(y if keepdims else np.squeeze(y, axis=axes), "max", (x,), vjp)
 
@@ -413,6 +432,7 @@ def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
 # Shape and indexing
 # ---------------------------------------------------------------------------
 def reshape(x: Tensor, *shape: Any) -> Tensor:
+    """x's elements, in order, in a new shape (one -1 is inferred)."""
     if len(shape) == 1 and isinstance(shape[0], tuple | list):
         shape = tuple(shape[0])
     try:
@@ -421,11 +441,12 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
         raise ValueError(
             f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
         ) from None
-    old = x.shape
+    old = x.shape  # δx = δy reshaped back to x's shape
     return _make(y, "reshape", (x,), lambda g: (g.reshape(old),))
 
 
 def transpose(x: Tensor, *axes: int) -> Tensor:
+    """x with its axes permuted (reversed when no axes are given)."""
     if len(axes) == 1 and isinstance(axes[0], tuple | list):
         axes = tuple(axes[0])
     if not axes:
@@ -453,6 +474,7 @@ def _is_basic(idx: Any) -> bool:
 
 
 def getitem(x: Tensor, idx: Any) -> Tensor:
+    """x[idx] with numpy's indexing: slices, ints, None, Ellipsis and integer arrays."""
     idx = _plain_index(idx)
     xd = x.data
     try:
@@ -461,7 +483,7 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
         raise IndexError(f"getitem: index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
     basic, shape, dtype = _is_basic(idx), xd.shape, xd.dtype  # the VJP needs x's shape, not its data
 
-    def vjp(g):  # δx = δy scattered back; repeated integer indices accumulate
+    def vjp(g):  # δx = δy scattered back into zeros; repeated integer indices accumulate
         dx = np.zeros(shape, dtype)
         if basic:
             dx[idx] = g
@@ -473,6 +495,7 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """The tensors joined along an existing ``axis``."""
     tensors = tuple(_lift(t) for t in tensors)
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
@@ -524,14 +547,14 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tens
         raise ValueError(f"split: cannot split shape {x.shape} into {sections} along axis {axis} ({e})") from None
     dtype, shapes = x.dtype, [p.shape for p in pieces]  # the VJP needs the pieces' shapes, not their data
 
-    def vjp(gs):
+    def vjp(gs):  # δx = the pieces' δ concatenated (zeros for a piece that got none)
         return (np.concatenate([np.zeros(s, dtype) if g is None else g for g, s in zip(gs, shapes)], axis=axis),)
 
     return _make_many(pieces, "split", (x,), vjp)
 
 
 def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
-    """x[0], x[1], … along ``axis`` as separate tensors (one node; δx = stack of the δ's).
+    """x[0], x[1], … along ``axis`` as separate tensors, from one node.
 
     The RNN layers use this to take the per-step slices of the input projection:
     T getitems would each scatter into a full-size zero gradient, O(T²) work.
@@ -545,7 +568,7 @@ def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
     outs = list(np.moveaxis(xd, axis, 0))  # views into x, no copies
     shape, dtype = xd.shape, xd.dtype  # the VJP needs x's shape, not its data
 
-    def vjp(gs):
+    def vjp(gs):  # δx = the δ of x[0], x[1], … stacked (zeros for one that got none)
         # one (T, …) buffer: each step's gradient written once
         dx = np.empty(shape, dtype)
         rows = np.moveaxis(dx, axis, 0)
@@ -557,6 +580,7 @@ def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """a where ``cond`` holds, b elsewhere (elementwise, all three broadcasting)."""
     c = np.asarray(_plain_index(cond), dtype=bool)
     a, b = _lift2(a, b)
     try:
@@ -576,6 +600,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 # Softmax family (stable: shift by the max before exponentiating)
 # ---------------------------------------------------------------------------
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis``."""
     _check_float("softmax", x)
     e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
@@ -584,6 +609,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log softmax(x)_i = x_i − log Σ_j e^{x_j} along ``axis``."""
     _check_float("log_softmax", x)
     s = x.data - x.data.max(axis=axis, keepdims=True)
     y = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))  # log-sum-exp, never overflows
