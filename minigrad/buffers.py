@@ -17,9 +17,9 @@ What it costs: with ``out=``, the checks below on every call, about 8,000 machin
 for outputs of 64 KiB and more (``RNN.output_rows_min_bytes``), where that is small next to the
 copy it saves. Without ``out=``, one extra Python call per call of an op that accepts it (the
 wrapper ``accepts_out`` makes): about 300 of the ~18,600 instructions of a ``tanh`` on a (1, 32)
-tensor, 1.6%. And one rule for the caller: an array written through ``out=`` holds a result
-the graph may have saved, so it must not be written again while a backward may still read it
-(the layers give every step its own row).
+tensor, 1.6%; operators (``a + b``) skip it, as they cannot pass ``out=``. And one rule for the
+caller: an array written through ``out=`` holds a result the graph may have saved, so it must
+not be written again while a backward may still read it (the layers give every step its own row).
 
 The checks, each a ValueError that names the op: ``out`` is a numpy array of the result's shape
 (the broadcast of the tensor arguments' shapes) and dtype (``np.result_type`` of their data, what
