@@ -3,18 +3,23 @@
 Each op is one small function of the same shape::
 
     def tanh(x):
-        y = np.tanh(x.data)                                   # forward
-        return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))   # δx = δy ⊙ (1 − y²)
+        y = np.tanh(x.data)                                            # forward
+        return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))    # δx = δy ⊙ (1 − y²)
 
-The lambda is the vector-Jacobian product: given g = ∂L/∂(output) it returns
-∂L/∂(input) for each input (``None`` for inputs that take no gradient). It
-closes over exactly what it needs, so freeing the closure frees the saved
-arrays. ``_make`` (in tensor.py) records the node only when a gradient can
-flow, so these functions are also the plain forward.
+The lambda is the vector-Jacobian product: given g = δy = ∂L/∂y it returns δ of each input
+(``None`` for inputs that take no gradient). It closes over exactly the arrays it needs, never
+the input tensors, so freeing the closure frees the saved arrays. ``_make`` (in tensor.py)
+records the node only when a gradient can flow, so these functions are also the plain forward.
 
-Non-differentiable points follow PyTorch: relu'(0) = 0, |x|'(0) = 0,
-sqrt'(0) = inf, clip passes the gradient where lo ≤ x ≤ hi, max splits it
-evenly between ties.
+Notation (the lecture notes'): y is the op's output, δv = ∂L/∂v, ⊙ the elementwise product,
+ᵀ a transpose. A broadcasting op sums each input's δ back to that input's shape (``unbroadcast``).
+
+Non-differentiable points follow PyTorch: relu'(0) = 0, |x|'(0) = 0, sqrt'(0) = inf,
+clip passes the gradient where lo ≤ x ≤ hi, max splits it evenly between ties.
+
+``out=``: ops marked ``@buffers.accepts_out`` (and ``stack``) can write their result into an
+array the caller gives, as numpy does; the checks live in buffers.py, a row only passes ``out``
+on to its numpy call.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import as_array as _as_array
+from . import buffers
+from .arrays import as_array
 from .tensor import Tensor
 
 _make = Tensor._make
@@ -52,7 +58,7 @@ def _lift(v: Any, like: Tensor | None = None) -> Tensor:
         return v
     if like is not None and isinstance(v, int | float) and like.data.dtype.kind == "f":
         return Tensor(np.asarray(v, dtype=like.data.dtype))
-    return Tensor(_as_array(v))
+    return Tensor(as_array(v))
 
 
 def _lift2(a: Any, b: Any) -> tuple[Tensor, Tensor]:
@@ -77,16 +83,13 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _broadcast(op: str, f: Any, a: Tensor, b: Tensor, out: np.ndarray | None = None) -> np.ndarray:
+    """f(a, b) on the arrays (written into ``out`` when given), or an error naming the op and both shapes."""
     try:
-        if out is None:
-            return f(a.data, b.data)
-        shape = np.broadcast_shapes(a.shape, b.shape)
+        return f(a.data, b.data) if out is None else f(a.data, b.data, out=out)
     except ValueError:
         raise ValueError(
             f"{op}: shapes {a.shape} and {b.shape} do not broadcast (trailing dimensions must be equal or 1)"
         ) from None
-    _check_out(op, out, shape, np.result_type(a.data, b.data), (a, b))
-    return f(a.data, b.data, out=out)
 
 
 def _check_float(op: str, x: Tensor) -> None:
@@ -94,37 +97,30 @@ def _check_float(op: str, x: Tensor) -> None:
         raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
 
 
-def _check_out(op: str, out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: tuple[Tensor, ...]) -> None:
-    """numpy's ``out=``: the result is written into ``out``, an array of exactly the result's shape and
-    dtype that overlaps no input (a VJP may have saved that input; writing over it corrupts the gradient)."""
-    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
-        got = f"shape {out.shape}, dtype {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"{op}: out= must be a numpy array of shape {shape} and dtype {dtype}, got {got}")
-    if not out.flags.writeable:
-        raise ValueError(f"{op}: out= is read-only")
-    for x in inputs:
-        if np.may_share_memory(out, x.data):
-            raise ValueError(f"{op}: out= overlaps an input of shape {x.shape}; write the result elsewhere")
-
-
 # ---------------------------------------------------------------------------
 # Arithmetic (broadcasting: each VJP sums back to its input's shape)
 # ---------------------------------------------------------------------------
+@buffers.accepts_out
 def add(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
+    """a + b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("add", np.add, a, b, out)
-    sa, sb = a.shape, b.shape
+    sa, sb = a.shape, b.shape  # δa = δy,  δb = δy
     return _make(y, "add", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(g, sb)))
 
 
+@buffers.accepts_out
 def sub(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
+    """a − b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("sub", np.subtract, a, b, out)
-    sa, sb = a.shape, b.shape
+    sa, sb = a.shape, b.shape  # δa = δy,  δb = −δy
     return _make(y, "sub", (a, b), lambda g: (unbroadcast(g, sa), unbroadcast(-g, sb)))
 
 
+@buffers.accepts_out
 def mul(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
+    """a ⊙ b, the elementwise product with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("mul", np.multiply, a, b, out)
     # δa = δy ⊙ b,  δb = δy ⊙ a: each side's array is saved only if the other side takes a gradient
@@ -144,6 +140,7 @@ def mul(a: Any, b: Any, out: np.ndarray | None = None) -> Tensor:
 
 
 def div(a: Any, b: Any) -> Tensor:
+    """a / b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("div", np.divide, a, b)
     need_a, need_b = a.requires_grad, b.requires_grad  # δa = δy / b,  δb = −δy ⊙ a / b²
@@ -160,6 +157,7 @@ def div(a: Any, b: Any) -> Tensor:
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this module only)
+    """a ** b, elementwise with broadcasting."""
     a, b = _lift2(a, b)
     y = _broadcast("pow", np.power, a, b)
     need_a, need_b = a.requires_grad, b.requires_grad
@@ -176,35 +174,26 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this mo
     )
 
 
+@buffers.accepts_out
 def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
-    """a + w ⊙ (b − a) (torch.lerp), all three broadcasting: the GRU's h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
-    is ``lerp(n, h_prev, z)``, one node instead of three (sub, mul, add).
+    """a + w ⊙ (b − a), the linear interpolation torch.lerp, all three broadcasting.
 
-    δa = δy ⊙ (1 − w),  δb = δy ⊙ w,  δw = δy ⊙ (b − a).
-    It saves a, b and w themselves, never b − a: in the GRU all three are saved by other nodes
-    anyway (tanh keeps n, σ keeps z, the next step's matmul keeps h), so this node adds no array.
+    The GRU's h_t = (1 − z) ⊙ n + z ⊙ h_{t-1} is ``lerp(n, h_prev, z)``: one node instead of
+    three (sub, mul, add). It saves a, b and w themselves, never b − a: in the GRU all three are
+    saved by other nodes anyway (tanh keeps n, σ keeps z, the next step's matmul keeps h), so
+    this node adds no array.
     """
     a, b = _lift2(a, b)
     w, a = _lift2(w, a)
-
-    def shapes_error() -> ValueError:
-        return ValueError(f"lerp: shapes a {a.shape}, b {b.shape}, w {w.shape} do not broadcast")
-
-    if out is not None:
-        try:
-            shape = np.broadcast_shapes(a.shape, b.shape, w.shape)
-        except ValueError:
-            raise shapes_error() from None
-        _check_out("lerp", out, shape, np.result_type(a.data, b.data, w.data), (a, b, w))
     try:
         y = np.multiply(w.data, b.data - a.data, out=out)
     except ValueError:
-        raise shapes_error() from None
+        raise ValueError(f"lerp: shapes a {a.shape}, b {b.shape}, w {w.shape} do not broadcast") from None
     y += a.data  # in place: no second array (y is fresh, or the caller's out)
     need_a, need_b, need_w = a.requires_grad, b.requires_grad, w.requires_grad
     ad, bd = (a.data, b.data) if need_w else (None, None)
     wd = w.data if need_a or need_b else None
-    sa, sb, sw = a.shape, b.shape, w.shape
+    sa, sb, sw = a.shape, b.shape, w.shape  # δa = δy ⊙ (1 − w),  δb = δy ⊙ w,  δw = δy ⊙ (b − a)
     return _make(
         y,
         "lerp",
@@ -218,7 +207,8 @@ def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
 
 
 def neg(x: Tensor) -> Tensor:
-    return _make(-x.data, "neg", (x,), lambda g: (-g,))
+    """−x, elementwise."""
+    return _make(-x.data, "neg", (x,), lambda g: (-g,))  # δx = −δy
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -241,7 +231,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     sa, sb = ad.shape, bd.shape
     ad = ad if b.requires_grad else None
     bd = bd if a.requires_grad else None
-    if len(sa) == 2 and len(sb) == 2:  # the common case, without the reshaping below
+    if len(sa) == 2 and len(sb) == 2:  # the common case, without the reshaping in _matmul_vjp
         return _make(
             y,
             "matmul",
@@ -249,6 +239,29 @@ def matmul(a: Any, b: Any) -> Tensor:
             lambda g: (None if bd is None else g @ bd.T, None if ad is None else ad.T @ g),
         )
     return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd, sa, sb))
+
+
+def _matmul_vjp(
+    g: np.ndarray, ad: np.ndarray | None, bd: np.ndarray | None, sa: tuple, sb: tuple
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    # Promote 1-D operands the way numpy does (a → (1, k), b → (k, 1)) and put
+    # the removed axes back into g, then use the 2-D rule batched.
+    # ad is None when b takes no gradient (δb is not needed), bd likewise.
+    G = g
+    if len(sb) == 1:
+        G = G[..., None]
+    if len(sa) == 1:
+        G = G[..., None, :]
+    da = db = None
+    if bd is not None:  # δa = δy bᵀ
+        B = bd[:, None] if bd.ndim == 1 else bd
+        A_shape = (1, *sa) if len(sa) == 1 else sa
+        da = unbroadcast(G @ np.swapaxes(B, -1, -2), A_shape).reshape(sa)
+    if ad is not None:  # δb = aᵀ δy
+        A = ad[None, :] if ad.ndim == 1 else ad
+        B_shape = (*sb, 1) if len(sb) == 1 else sb
+        db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B_shape).reshape(sb)
+    return da, db
 
 
 def addmm(c: Any, a: Any, b: Any) -> Tensor:
@@ -283,52 +296,31 @@ def addmm(c: Any, a: Any, b: Any) -> Tensor:
     )
 
 
-def _matmul_vjp(
-    g: np.ndarray, ad: np.ndarray | None, bd: np.ndarray | None, sa: tuple, sb: tuple
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    # Promote 1-D operands the way numpy does (a → (1, k), b → (k, 1)) and put
-    # the removed axes back into g, then use the 2-D rule batched.
-    # ad is None when b takes no gradient (δb is not needed), bd likewise.
-    G = g
-    if len(sb) == 1:
-        G = G[..., None]
-    if len(sa) == 1:
-        G = G[..., None, :]
-    da = db = None
-    if bd is not None:  # δa = δy bᵀ
-        B = bd[:, None] if bd.ndim == 1 else bd
-        A_shape = (1, *sa) if len(sa) == 1 else sa
-        da = unbroadcast(G @ np.swapaxes(B, -1, -2), A_shape).reshape(sa)
-    if ad is not None:  # δb = aᵀ δy
-        A = ad[None, :] if ad.ndim == 1 else ad
-        B_shape = (*sb, 1) if len(sb) == 1 else sb
-        db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B_shape).reshape(sb)
-    return da, db
-
-
 # ---------------------------------------------------------------------------
 # Elementwise functions
 # ---------------------------------------------------------------------------
 def exp(x: Tensor) -> Tensor:
+    """eˣ, elementwise."""
     y = np.exp(x.data)
-    return _make(y, "exp", (x,), lambda g: (g * y,))  # δx = δy ⊙ eˣ
+    return _make(y, "exp", (x,), lambda g: (g * y,))  # δx = δy ⊙ eˣ = δy ⊙ y
 
 
 def log(x: Tensor) -> Tensor:
+    """ln x, the natural logarithm, elementwise."""
     xd = x.data
     return _make(np.log(xd), "log", (x,), lambda g: (g / xd,))  # δx = δy / x
 
 
+@buffers.accepts_out
 def tanh(x: Tensor, out: np.ndarray | None = None) -> Tensor:
-    if out is not None:
-        _check_out("tanh", out, x.shape, x.dtype, (x,))
+    """tanh x, elementwise."""
     y = np.tanh(x.data, out=out)
     return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))  # δx = δy ⊙ (1 − y²)
 
 
+@buffers.accepts_out
 def sigmoid(x: Tensor, out: np.ndarray | None = None) -> Tensor:
-    if out is not None:
-        _check_out("sigmoid", out, x.shape, x.dtype, (x,))
+    """σ(x) = 1 / (1 + e⁻ˣ), elementwise, without overflow for any x."""
     # σ(x) = ½ tanh(x/2) + ½: the same function, and it never overflows (computed in place in one array)
     y = np.asarray(np.multiply(x.data, 0.5, out=out))  # asarray: a 0-d x gives a numpy scalar
     np.tanh(y, out=y)
@@ -337,26 +329,29 @@ def sigmoid(x: Tensor, out: np.ndarray | None = None) -> Tensor:
     return _make(y, "sigmoid", (x,), lambda g: (g * y * (1 - y),))  # δx = δy ⊙ σ(1 − σ)
 
 
+@buffers.accepts_out
 def relu(x: Tensor, out: np.ndarray | None = None) -> Tensor:
-    if out is not None:
-        _check_out("relu", out, x.shape, x.dtype, (x,))
-    mask = x.data > 0  # relu'(0) = 0
+    """max(x, 0), elementwise."""
+    mask = x.data > 0  # δx = δy ⊙ [x > 0]: relu'(0) = 0
     return _make(np.multiply(x.data, mask, out=out), "relu", (x,), lambda g: (g * mask,))
 
 
 def sqrt(x: Tensor) -> Tensor:
+    """√x, elementwise."""
     y = np.sqrt(x.data)
-    return _make(y, "sqrt", (x,), lambda g: (g / (2 * y),))  # δx = δy / (2√x); inf at 0
+    return _make(y, "sqrt", (x,), lambda g: (g / (2 * y),))  # δx = δy / (2√x): inf at 0
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
-    s = np.sign(x.data)  # |x|'(0) = 0
+    """|x|, elementwise."""
+    s = np.sign(x.data)  # δx = δy ⊙ sign(x): |x|'(0) = 0
     return _make(np.abs(x.data), "abs", (x,), lambda g: (g * s,))
 
 
 def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
+    """x limited to [lo, hi], elementwise (a bound that is None does not limit)."""
     xd = x.data
-    inside = np.ones(xd.shape, dtype=bool)  # gradient passes where lo ≤ x ≤ hi
+    inside = np.ones(xd.shape, dtype=bool)  # δx = δy where lo ≤ x ≤ hi, 0 elsewhere
     if lo is not None:
         inside &= xd >= lo
     if hi is not None:
@@ -366,7 +361,7 @@ def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
 
 def scale_grad(x: Tensor, xi: float) -> Tensor:
     """Identity forward; the gradient is multiplied by ``xi`` on its way back."""
-    return _make(x.data, "scale_grad", (x,), lambda g: (g * xi,))
+    return _make(x.data, "scale_grad", (x,), lambda g: (g * xi,))  # δx = ξ δy
 
 
 # ---------------------------------------------------------------------------
@@ -387,35 +382,38 @@ def _axes(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ..
     return tuple(out) if ndim else ()
 
 
-def _expand(g: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+def _expand(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     """Give g back the reduced axes so it broadcasts against the input."""
     return g if keepdims else np.expand_dims(g, axes)
 
 
 def sum(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Σ x over ``axis`` (an int, several, or None for all)."""
     axes = _axes(axis, x.ndim, "sum")
-    shape = x.shape  # δx = δy broadcast back over the summed axes
+    shape = x.shape  # δx = δy, broadcast back over the summed axes
     return _make(
         np.sum(x.data, axis=axes, keepdims=keepdims),
         "sum",
         (x,),
-        lambda g: (np.broadcast_to(_expand(g, shape, axes, keepdims), shape),),
+        lambda g: (np.broadcast_to(_expand(g, axes, keepdims), shape),),
     )
 
 
 def mean(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """The mean of x over ``axis`` (an int, several, or None for all)."""
     axes = _axes(axis, x.ndim, "mean")
     shape = x.shape
-    n = int(np.prod([shape[a] for a in axes])) if axes else 1  # δx = δy / n
+    n = int(np.prod([shape[a] for a in axes])) if axes else 1  # δx = δy / n, broadcast back over the axes
     return _make(
         np.mean(x.data, axis=axes, keepdims=keepdims),
         "mean",
         (x,),
-        lambda g: (np.broadcast_to(_expand(g, shape, axes, keepdims) / n, shape),),
+        lambda g: (np.broadcast_to(_expand(g, axes, keepdims) / n, shape),),
     )
 
 
 def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """The largest element of x over ``axis`` (an int, several, or None for all)."""
     if x.size == 0:
         raise ValueError(f"max of an empty tensor of shape {x.shape}")
     axes = _axes(axis, x.ndim, "max")
@@ -426,7 +424,7 @@ def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
     def vjp(g):  # δx = δy at the arg-max (split evenly between ties)
         # count the ties in g's dtype: an integer count would turn a float32 gradient into float64
         ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
-        return (hit * (_expand(g, hit.shape, axes, keepdims) / ties),)
+        return (hit * (_expand(g, axes, keepdims) / ties),)
 
     return _make(y if keepdims else np.squeeze(y, axis=axes), "max", (x,), vjp)
 
@@ -435,6 +433,7 @@ def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
 # Shape and indexing
 # ---------------------------------------------------------------------------
 def reshape(x: Tensor, *shape: Any) -> Tensor:
+    """x's elements, in order, in a new shape (one -1 is inferred)."""
     if len(shape) == 1 and isinstance(shape[0], tuple | list):
         shape = tuple(shape[0])
     try:
@@ -443,11 +442,12 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
         raise ValueError(
             f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
         ) from None
-    old = x.shape
+    old = x.shape  # δx = δy reshaped back to x's shape
     return _make(y, "reshape", (x,), lambda g: (g.reshape(old),))
 
 
 def transpose(x: Tensor, *axes: int) -> Tensor:
+    """x with its axes permuted (reversed when no axes are given)."""
     if len(axes) == 1 and isinstance(axes[0], tuple | list):
         axes = tuple(axes[0])
     if not axes:
@@ -475,6 +475,7 @@ def _is_basic(idx: Any) -> bool:
 
 
 def getitem(x: Tensor, idx: Any) -> Tensor:
+    """x[idx] with numpy's indexing: slices, ints, None, Ellipsis and integer arrays."""
     idx = _plain_index(idx)
     xd = x.data
     try:
@@ -483,7 +484,7 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
         raise IndexError(f"getitem: index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
     basic, shape, dtype = _is_basic(idx), xd.shape, xd.dtype  # the VJP needs x's shape, not its data
 
-    def vjp(g):  # δx = δy scattered back; repeated integer indices accumulate
+    def vjp(g):  # δx = δy scattered back into zeros; repeated integer indices accumulate
         dx = np.zeros(shape, dtype)
         if basic:
             dx[idx] = g
@@ -495,6 +496,7 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """The tensors joined along an existing ``axis``."""
     tensors = tuple(_lift(t) for t in tensors)
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
@@ -508,53 +510,30 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0, out: np.ndarray | None = None) -> Tensor:
-    """The tensors, all of one shape, along a new axis.
+    """The tensors, all of one shape, along a new ``axis``.
 
-    ``out``: numpy's out= (an array of the result's shape and dtype). A tensor may already be its
-    own slot of ``out``, written there by an earlier op's out= (the RNN layers write h_t straight
-    into row t): it is left in place, so the stacked result costs no second copy of the states.
+    ``out``: numpy's out=. A tensor already in its own slot of ``out`` (the RNN layers write h_t
+    straight into row t) is left there: see ``buffers.stack_into``.
     """
     tensors = tuple(_lift(t) for t in tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
-    if out is not None:
-        y = _stack_into(tensors, axis, out)
-    else:
-        try:
-            y = np.stack([t.data for t in tensors], axis=axis)
-        except ValueError as e:  # shapes differ, or the axis is out of range (AxisError)
-            raise _stack_error(tensors, e) from None
+    try:
+        y = np.stack([t.data for t in tensors], axis=axis) if out is None else buffers.stack_into(tensors, axis, out)
+    except ValueError as e:  # shapes differ, the axis is out of range (AxisError), or out= is refused
+        raise _stack_error(tensors, e) from None
     # δx_i = δy[i] along the stacked axis (views into δy, no copies)
     return _make(y, "stack", tensors, lambda g: tuple(np.moveaxis(g, axis, 0)))
 
 
 def _stack_error(tensors: tuple[Tensor, ...], e: ValueError) -> ValueError:
+    """The error for stacking ``tensors``, worded the same with or without out=."""
     if isinstance(e, np.exceptions.AxisError):
         return ValueError(f"stack: {e} (stacking tensors of shape {tensors[0].shape})")
-    return ValueError(f"stack: all tensors must have the same shape, got {', '.join(str(t.shape) for t in tensors)}")
-
-
-def _stack_into(tensors: tuple[Tensor, ...], axis: int, out: np.ndarray) -> np.ndarray:
-    """Copy each tensor into its slot of ``out``, skipping those already there (see ``stack``)."""
-    if len({t.shape for t in tensors}) != 1:  # checked first: a slot assignment would broadcast a row
-        raise _stack_error(tensors, ValueError())
-    try:
-        axis = np.lib.array_utils.normalize_axis_index(axis, tensors[0].ndim + 1)
-    except np.exceptions.AxisError as e:
-        raise _stack_error(tensors, e) from None
-    dtype = np.result_type(*(t.data for t in tensors))
-    shape = (*tensors[0].shape[:axis], len(tensors), *tensors[0].shape[axis:])
-    _check_out("stack", out, shape, dtype, ())
-    slots = np.moveaxis(out, axis, 0)
-    start, step = out.__array_interface__["data"][0], out.strides[axis]
-    for i, t in enumerate(tensors):
-        d = t.data
-        if np.may_share_memory(d, out):  # inside out's memory: only its own slot is allowed
-            if d.__array_interface__["data"][0] != start + i * step or d.strides != slots[i].strides:
-                raise ValueError(f"stack: tensor {i} lies inside out= but not in its own slot {i}; write it elsewhere")
-            continue  # already in place: nothing to copy
-        slots[i] = d
-    return out
+    if len({t.shape for t in tensors}) > 1:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        return ValueError(f"stack: all tensors must have the same shape, got {shapes}")
+    return e  # buffers' own out= errors already say what is wrong
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
@@ -569,14 +548,14 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tens
         raise ValueError(f"split: cannot split shape {x.shape} into {sections} along axis {axis} ({e})") from None
     dtype, shapes = x.dtype, [p.shape for p in pieces]  # the VJP needs the pieces' shapes, not their data
 
-    def vjp(gs):
+    def vjp(gs):  # δx = the pieces' δ concatenated (zeros for a piece that got none)
         return (np.concatenate([np.zeros(s, dtype) if g is None else g for g, s in zip(gs, shapes)], axis=axis),)
 
     return _make_many(pieces, "split", (x,), vjp)
 
 
 def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
-    """x[0], x[1], … along ``axis`` as separate tensors (one node; δx = stack of the δ's).
+    """x[0], x[1], … along ``axis`` as separate tensors, from one node.
 
     The RNN layers use this to take the per-step slices of the input projection:
     T getitems would each scatter into a full-size zero gradient, O(T²) work.
@@ -590,7 +569,7 @@ def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
     outs = list(np.moveaxis(xd, axis, 0))  # views into x, no copies
     shape, dtype = xd.shape, xd.dtype  # the VJP needs x's shape, not its data
 
-    def vjp(gs):
+    def vjp(gs):  # δx = the δ of x[0], x[1], … stacked (zeros for one that got none)
         # one (T, …) buffer: each step's gradient written once
         dx = np.empty(shape, dtype)
         rows = np.moveaxis(dx, axis, 0)
@@ -602,6 +581,7 @@ def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """a where ``cond`` holds, b elsewhere (elementwise, all three broadcasting)."""
     c = np.asarray(_plain_index(cond), dtype=bool)
     a, b = _lift2(a, b)
     try:
@@ -621,6 +601,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 # Softmax family (stable: shift by the max before exponentiating)
 # ---------------------------------------------------------------------------
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis``."""
     _check_float("softmax", x)
     e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
@@ -629,6 +610,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log softmax(x)_i = x_i − log Σ_j e^{x_j} along ``axis``."""
     _check_float("log_softmax", x)
     s = x.data - x.data.max(axis=axis, keepdims=True)
     y = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))  # log-sum-exp, never overflows
@@ -659,12 +641,15 @@ def embedding(weight: Tensor, indices: Any) -> Tensor:
 # ---------------------------------------------------------------------------
 def _install_methods() -> None:
     T = Tensor
-    T.__add__ = add
-    T.__radd__ = lambda self, other: add(other, self)
-    T.__sub__ = sub
-    T.__rsub__ = lambda self, other: sub(other, self)
-    T.__mul__ = mul
-    T.__rmul__ = lambda self, other: mul(other, self)
+    # an operator cannot pass out=, so it calls the op's row itself (``__wrapped__``: the function
+    # under buffers' out= wrapper), one Python call fewer per a + b
+    add_, sub_, mul_ = add.__wrapped__, sub.__wrapped__, mul.__wrapped__
+    T.__add__ = add_
+    T.__radd__ = lambda self, other: add_(other, self)
+    T.__sub__ = sub_
+    T.__rsub__ = lambda self, other: sub_(other, self)
+    T.__mul__ = mul_
+    T.__rmul__ = lambda self, other: mul_(other, self)
     T.__truediv__ = div
     T.__rtruediv__ = lambda self, other: div(other, self)
     T.__pow__ = pow

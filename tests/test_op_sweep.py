@@ -595,6 +595,38 @@ def test_every_op_has_several_cases_including_a_0d_or_size_1_one():
         assert any(any(a.ndim == 0 or 1 in a.shape for a in c.arrays) for c in cases_of(name)), name
 
 
+def test_every_op_says_in_a_docstring_what_it_computes_and_carries_its_delta_formula():
+    # help(minigrad.ops) is the derivative table: a one-line summary per op (first line, a full
+    # sentence), and δ beside the forward in the source (followed through buffers' out= wrapper)
+    for name in ops.__all__:
+        f = getattr(ops, name)
+        doc = inspect.getdoc(f) or ""
+        first = doc.splitlines()[0] if doc else ""
+        assert first.endswith("."), f"ops.{name}: the docstring's first line should say what it computes: {first!r}"
+        assert "δ" in inspect.getsource(f), f"ops.{name}: no δ formula in its source"
+
+
+def test_out_takes_python_numbers_with_the_dtype_the_op_gives_them():
+    # the out= check predicts the result's dtype as the op computes it: a number takes the
+    # dtype of the tensor it meets (float32 stays float32), a numpy float64 scalar included
+    x = mg.Tensor(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    for call in (
+        lambda out: mg.mul(x, 2.0, out=out),
+        lambda out: mg.sub(2, x, out=out),
+        lambda out: mg.add(x, np.float64(0.5), out=out),
+        lambda out: mg.lerp(x, 1.0, 0.25, out=out),
+    ):
+        buf = np.full((2, 3), np.nan, np.float32)
+        y = call(buf)
+        assert y.data is buf and y.dtype == np.float32
+        np.testing.assert_array_equal(buf, call(None).data)
+        y.sum().backward()
+        assert x.grad.dtype == np.float32
+        x.grad = None
+    both = np.empty(())
+    assert mg.add(2.0, 3, out=both).data is both and both == 5.0
+
+
 # ---------------------------------------------------------------------------
 # The sweep: float64 against finite differences and numpy, float32 against float64
 # ---------------------------------------------------------------------------
