@@ -24,7 +24,7 @@ import graphviz
 from minigrad.serialization import atomic_write
 
 from .graph import draw_graph
-from .layout import plain_labels, time_ordered_source
+from .layout import plain_labels
 
 __all__ = ["render_graph", "GraphvizNotFoundError", "RenderError", "available_renderer"]
 
@@ -110,13 +110,7 @@ def render_graph(
             f"render_graph: cannot render {path.name}: no Graphviz `dot` on PATH. To fix: {how}. "
             f"The DOT source was written to {dot_path}; once Graphviz is there: dot -T{fmt} {dot_path} -o {path}"
         )
-    try:  # first layout, then the steps moved into time order (see layout.py)
-        positioned, engine = time_ordered_source(source, run)
-    except (ValueError, KeyError, RenderError) as e:  # a Graphviz without JSON output: one pass
-        if isinstance(e, RenderError) and "json" not in str(e):
-            raise
-        positioned, engine = source, "dot"
-    data = run(positioned, fmt, engine)
+    data = run(source, fmt, "dot")  # one plain pass: time order is in the DOT itself (picture.py)
     atomic_write(path, lambda f: f.write(data), "wb")
     return path
 
