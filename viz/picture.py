@@ -22,7 +22,21 @@ import graphviz
 
 from .style import EDGE_DEFAULTS, NODE_DEFAULTS, GradScale, cluster_attrs
 
-__all__ = ["Picture"]
+__all__ = ["Picture", "Drawing"]
+
+
+class Drawing(graphviz.Digraph):
+    """The ``graphviz.Digraph`` that ``draw_graph`` returns: everything a Digraph does, and in a
+    Jupyter notebook it shows inline as SVG even without a system Graphviz (through the
+    WebAssembly one, see render.py), where a plain Digraph would fail to find ``dot``."""
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None, **kwargs: object) -> dict[str, str]:
+        from .render import GraphvizNotFoundError, svg_text
+
+        try:
+            return {"image/svg+xml": svg_text(self.source)}
+        except GraphvizNotFoundError as e:
+            return {"text/plain": str(e)}
 
 
 class Picture:
@@ -65,7 +79,7 @@ class Picture:
             self._fill(sub, p, children, built)
             built[p] = sub
 
-        g = graphviz.Digraph("minigrad", graph_attr=graph_attr, node_attr=NODE_DEFAULTS, edge_attr=EDGE_DEFAULTS)
+        g = Drawing("minigrad", graph_attr=graph_attr, node_attr=NODE_DEFAULTS, edge_attr=EDGE_DEFAULTS)
         self._fill(g, "", children, built)
         col = self.column
         for a, b, attrs in self.edges:
