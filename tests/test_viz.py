@@ -54,8 +54,10 @@ def parse(source: str) -> Dot:
         elif line.strip() == "}":
             stack.pop()
         elif m := EDGE.match(line):
-            if "style=invis" not in (m.group(3) or ""):
-                dot.edges.append((m.group(1), m.group(2), m.group(3) or ""))
+            attrs = m.group(3) or ""
+            if "style=invis" not in attrs:  # dir=back: written head first, drawn (and meant) tail to head
+                a, b = (m.group(2), m.group(1)) if "dir=back" in attrs else (m.group(1), m.group(2))
+                dot.edges.append((a, b, attrs))
         elif m := NODE.match(line):
             node_id, attrs = m.groups()
             if node_id in ("graph", "node", "edge"):

@@ -82,9 +82,15 @@ class Picture:
         g = Drawing("minigrad", graph_attr=graph_attr, node_attr=NODE_DEFAULTS, edge_attr=EDGE_DEFAULTS)
         self._fill(g, "", children, built)
         col = self.column
+        clustered = {node_id for path, nodes in self.members.items() if path for node_id, _ in nodes}
         for a, b, attrs in self.edges:
             if a in col and b in col and col[a] > col[b]:  # back in time: drawn, but not a rank constraint
                 attrs = {**attrs, "constraint": "false"}
+            elif col.get(a, -1) == col.get(b, -2) and a in clustered and b in clustered:
+                # a flat edge inside the clusters of one column: dot puts its tail below its head
+                # there (outside clusters above), so turn it round: data flows down the column
+                g.edge(b, a, **attrs, dir="back")
+                continue
             g.edge(a, b, **attrs)
         self._add_columns(g)
         return g
