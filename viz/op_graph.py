@@ -126,10 +126,8 @@ def _op_edges(
 ) -> None:
     """Edges between ops.
 
-    A state carried from one step into the next does not push the next step further down
-    (constraint=false): all steps share the same ranks and stand side by side, time running
-    left to right, and edges from shared weights stay short (dot's time grows with the ranks
-    an edge spans, so a long unroll laid out along the ranks would take minutes).
+    A state carried from one step into the next runs from column t to column t + 1 (see
+    picture.py: the columns, not these edges, put the steps in time order).
     Folded edges are counted and drawn once, "× m"; a state edge between two folded steps
     becomes a "to next step" edge back into the representative.
     """
