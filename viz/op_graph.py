@@ -70,8 +70,11 @@ def draw_ops(
     for op in tape.ops:  # op nodes (representatives only, when collapsed)
         if op.seq not in folded:
             pic.node(op.scope, op.id, column.get(op.seq), **_op_attrs(op, scale, show_data))
+            pic.place[op.id] = (op.seq, 1)
     _op_edges(pic, tape, rep, step_of, in_run, scale)
-    folded_cuts = _leaves(pic, tape, rep, folded, scale, show_data, show_constants, column, step_of)
+    folded_cuts = _leaves(
+        pic, tape, rep, folded, scale, show_data, show_constants, column, step_of, max(times.values(), default=None)
+    )
     for path in runs:  # each run says how many cuts ITS folded steps hold (not every layer's)
         n = folded_cuts[path.rpartition("/")[0]]
         if n:
@@ -175,6 +178,7 @@ def _leaves(
     show_constants: bool | str,
     column: dict[int, int],
     step_of: dict[int, str],
+    n_times: int | None,
 ) -> Counter:
     """Leaves: each drawn once, in the scope that holds all its users, with an edge to each
     user. Returns, per family of steps (its parent scope), how many detach cuts were left out
@@ -188,8 +192,12 @@ def _leaves(
                 folded_cuts[step_of[lf.consumers[0].seq].rpartition("/")[0]] += 1
             continue
         users = [rep(op) for op in lf.consumers]
-        col = leaf_column(column[op.seq] for op in users if op.seq in column)
-        pic.node(common_scope(op.scope for op in users), lf.id, col, **leaf_attrs(lf, scale, show_data))
+        col = leaf_column((column[op.seq] for op in users if op.seq in column), n_times)
+        path = common_scope(op.scope for op in users)
+        pic.node(path, lf.id, col, **leaf_attrs(lf, scale, show_data))
+        # right above its first user in the same cluster and column (else: its first user's place)
+        near = [op.seq for op in users if op.scope == path and column.get(op.seq) == col]
+        pic.place[lf.id] = (min(near or [op.seq for op in users] or [0]), 0, len(pic.place))
         for seq, m in Counter(op.seq for op in users).items():
             attrs = {"xlabel": f"× {m}"} if m > 1 else {}
             if scale is not None and lf.kind in ("param", "leaf"):

@@ -48,6 +48,7 @@ class Picture:
         self.titles: dict[str, str] = {}  # path -> HTML label body overriding the default
         self.shown: dict[str, str] = {}  # scope path -> the path its cluster is labelled and identified by
         self.column: dict[str, int] = {}  # node id -> its column (rank): time runs left to right
+        self.place: dict[str, tuple] = {}  # node id -> sort key: its place top to bottom within its cluster's column
         self.n_nodes = 0
         self.linked: set[tuple[str, str]] = set()  # (a, b) pairs with an edge
         self.scale: GradScale | None = None  # the ‖δ‖ colour scale the picture was coloured with
@@ -93,7 +94,27 @@ class Picture:
                 continue
             g.edge(a, b, **attrs)
         self._add_columns(g)
+        self._add_orders(g, clustered)
         return g
+
+    def _add_orders(self, g: graphviz.Digraph, clustered: set[str]) -> None:
+        """Within one cluster's part of one column, the nodes that have a ``place`` stand top to
+        bottom in that order (an invisible chain of flat edges; the op level gives tape order,
+        a topological order, so data flows down each step and every step reads the same way)."""
+        groups: dict[tuple[str, int], list[str]] = {}
+        for path, nodes in self.members.items():
+            for node_id, _ in nodes:
+                if node_id in self.place and node_id in self.column:
+                    groups.setdefault((path, self.column[node_id]), []).append(node_id)
+        for ids in groups.values():
+            ids.sort(key=self.place.__getitem__)
+            for a, b in zip(ids, ids[1:]):  # written like the flat edges in build (clusters: head first)
+                if (a, b) in self.linked:  # a real edge holds them in order already (a second would bend both)
+                    continue
+                if a in clustered:
+                    g.edge(b, a, style="invis")
+                else:
+                    g.edge(a, b, style="invis")
 
     def _add_columns(self, g: graphviz.Digraph) -> None:
         """One rank per column, and an invisible chain that puts the columns in order."""

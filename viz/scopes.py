@@ -193,12 +193,19 @@ def _family_parent(scope: str, families: dict) -> str | None:
     return None
 
 
-def leaf_column(user_columns: Iterable[int]) -> int | None:
+def leaf_column(user_columns: Iterable[int], n_times: int | None = None) -> float | None:
     """A leaf stands in the column of its users when they share one, else one column before the
-    first of them (a weight used by every step: column 0, before the steps)."""
+    first of them (a weight used by every step: column 0, before the steps).
+
+    With ``n_times`` (the op level), a leaf used only by ops of several steps (a weight the steps
+    multiply by directly, as in the worked example) stands between the middle two of those steps
+    instead (column t + 0.5): its edges reach both ways and stay short."""
     cols = set(user_columns)
     if not cols:
         return None
     if len(cols) == 1:
         return cols.pop()
-    return max(0, min(cols) - 1)
+    lo, hi = min(cols), max(cols)
+    if n_times is not None and 1 <= lo and hi <= n_times:
+        return (lo + hi) // 2 + 0.5
+    return max(0, lo - 1)
