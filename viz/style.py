@@ -169,6 +169,9 @@ def graph_attrs(level: str, title: str | None) -> dict[str, str]:
     attrs = {
         "rankdir": "LR",  # time left to right: one rank (column) per time step, see picture.py
         "newrank": "true",  # a column's rank=same group spans the clusters of every layer and direction
+        # no second crossing minimisation over all clusters: it would swap the nodes of a column
+        # against the order picture.py puts them in (data flowing down each step)
+        "remincross": "false",
         "fontname": FONT,
         "nodesep": "0.16",
         "ranksep": "0.35",
