@@ -120,3 +120,49 @@ def test_a_reverse_direction_is_labelled_in_time_order_and_its_state_arrows_poin
     # the reverse direction processes x_T first: its scope "t=1" is drawn as time T
     assert 'id="scope l0_reverse/t=6"' in dot and 'id="scope l0_reverse/t=1"' in dot
     assert "constraint=false" in dot  # its carried state runs from column t+1 back to column t
+
+
+def node_centres(svg: str) -> dict[str, tuple[float, float]]:
+    """{node id: (x, y)} of every node, from its outline (SVG y grows downwards)."""
+    found = {}
+    for g in ET.fromstring(svg).iter(f"{SVG}g"):
+        title = g.find(f"{SVG}title")
+        if g.get("class") == "node" and title is not None:
+            shape = next(e for e in g.iter() if e.tag in (f"{SVG}polygon", f"{SVG}path"))
+            pts = [
+                tuple(map(float, p))
+                for p in re.findall(r"(-?[\d.]+),(-?[\d.]+)", shape.get("points") or shape.get("d"))
+            ]
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            found[title.text] = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+    return found
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("which", ["worked example", "LSTM truncated"])
+def test_inside_each_step_the_ops_stand_top_to_bottom_in_data_order(engine, which):
+    from models import worked_example as we
+
+    if which == "worked example":
+        loss = we.worked_example()[1]
+        g = viz.draw_graph(loss, show_data=True, show_grads=True)
+    else:
+        loss = loss_of("LSTM", 3, 1, False)
+        g = viz.draw_graph(loss)
+    tape = viz.tape_model.read_tape(loss)
+    centres = node_centres(render_once(viz.layout.plain_labels(g.source), engine))
+    by_step: dict[str, list[str]] = {}
+    for op in tape.ops:
+        if "t=" in op.scope:
+            by_step.setdefault(op.scope, []).append(op.id)
+    assert len(by_step) in (2, T)
+    for step, ids in by_step.items():
+        ys = [centres[i][1] for i in ids]  # tape order is a topological order
+        assert ys == sorted(ys), f"{step}: ops not top to bottom in tape order: {ys}"
+    if which == "worked example":  # each step's inputs stand left of their users, the weights between the steps
+        for leaf in ("x_1", "h_0", "target_1", "x_2", "target_2"):
+            lf = next(lf for lf in tape.leaves if lf.name == leaf)
+            assert centres[lf.id][0] < centres[lf.consumers[0].id][0], leaf
+        right_of_t1 = max(centres[i][0] for i in by_step["t=1"])
+        left_of_t2 = min(centres[i][0] for i in by_step["t=2"])
+        assert all(right_of_t1 < centres[lf.id][0] < left_of_t2 for lf in tape.leaves if lf.kind == "param")

@@ -184,6 +184,7 @@ def _leaves(
     user. Returns, per family of steps (its parent scope), how many detach cuts were left out
     because they belong to its folded steps."""
     folded_cuts: Counter = Counter()
+    step_paths = set(step_of.values())
     for lf in tape.leaves:
         if lf.kind == "const" and (show_constants is False or (show_constants == "named" and not lf.name)):
             continue
@@ -192,12 +193,16 @@ def _leaves(
                 folded_cuts[step_of[lf.consumers[0].seq].rpartition("/")[0]] += 1
             continue
         users = [rep(op) for op in lf.consumers]
-        col = leaf_column((column[op.seq] for op in users if op.seq in column), n_times)
+        cols = {column[op.seq] for op in users if op.seq in column}
+        col = leaf_column(cols, n_times)
         path = common_scope(op.scope for op in users)
+        if n_times and len(cols) == 1 and 1 <= col <= n_times and path in step_paths:
+            # a step's own input (x_t, target_t, h_0, a detached state): in the step's box, in a
+            # column of its own just left of its users, so its edge runs straight across
+            col -= 0.25
         pic.node(path, lf.id, col, **leaf_attrs(lf, scale, show_data))
-        # right above its first user in the same cluster and column (else: its first user's place)
-        near = [op.seq for op in users if op.scope == path and column.get(op.seq) == col]
-        pic.place[lf.id] = (min(near or [op.seq for op in users] or [0]), 0, len(pic.place))
+        # right above its first user in its column (or beside it, in its own column)
+        pic.place[lf.id] = (min(op.seq for op in users), 0, len(pic.place))
         for seq, m in Counter(op.seq for op in users).items():
             attrs = {"xlabel": f"× {m}"} if m > 1 else {}
             if scale is not None and lf.kind in ("param", "leaf"):
