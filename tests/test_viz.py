@@ -54,8 +54,10 @@ def parse(source: str) -> Dot:
         elif line.strip() == "}":
             stack.pop()
         elif m := EDGE.match(line):
-            if "style=invis" not in (m.group(3) or ""):
-                dot.edges.append((m.group(1), m.group(2), m.group(3) or ""))
+            attrs = m.group(3) or ""
+            if "style=invis" not in attrs:  # dir=back: written head first, drawn (and meant) tail to head
+                a, b = (m.group(2), m.group(1)) if "dir=back" in attrs else (m.group(1), m.group(2))
+                dot.edges.append((a, b, attrs))
         elif m := NODE.match(line):
             node_id, attrs = m.groups()
             if node_id in ("graph", "node", "edge"):
@@ -82,8 +84,15 @@ def cut_edges(dot: Dot) -> list[tuple[str, str, str]]:
     return [e for e in dot.edges if "dashed" in e[2]]
 
 
-def rnn_loss(kind: str = "RNN", T: int = 5, truncate: int | None = None, layers: int = 1, backward: bool = False):
-    model = getattr(models, kind)(3, 4, num_layers=layers, rng=0)
+def rnn_loss(
+    kind: str = "RNN",
+    T: int = 5,
+    truncate: int | None = None,
+    layers: int = 1,
+    backward: bool = False,
+    bidirectional: bool = False,
+):
+    model = getattr(models, kind)(3, 4, num_layers=layers, bidirectional=bidirectional, rng=0)
     out, *_ = model(np.random.default_rng(0).normal(size=(T, 1, 3)), truncate=truncate)
     loss = (out * out).mean()
     loss.name = "loss"
@@ -265,8 +274,12 @@ def test_show_grads_colours_nodes_by_gradient_norm_and_adds_a_legend():
     dot = parse(viz.draw_graph(loss, show_grads=True).source)
     fills = {re.search(r'fillcolor="(#\w+)"', a).group(1) for n, a in dot.attrs.items() if "fillcolor" in a}
     assert len(fills & set(viz.style.GRAD_PALETTE)) >= 3  # norms spread over the log scale
-    assert "grad_legend" in dot.attrs
     assert any("‖δ‖" in lab for lab in dot.labels.values())
+    # the colour bar: one plain-text box per palette colour (plus "no gradient"), in a cluster of its own
+    cells = [n for n in dot.declared if n.startswith("legend")]
+    assert len(cells) == len(viz.style.GRAD_PALETTE) + 1
+    assert all(dot.node_cluster[n] == "legend" for n in cells)
+    assert "label=<" not in "".join(dot.attrs[n] for n in cells)  # no HTML: the WebAssembly Graphviz draws it too
 
 
 def test_step_grad_norms_are_the_norms_of_dL_dh_t():
@@ -326,3 +339,61 @@ def test_lstm_and_gru_steps_are_drawn_with_the_names_of_their_equations():
     assert src.count("<b>n</b><br/>") == 2 and src.count("<b>h</b><br/>") == 2
     assert src.count("xlabel=r]") == 2 and src.count("xlabel=z]") == 2  # r and z: the two outputs of one split
     assert "<b>r</b>" not in src  # a node with several outputs keeps its op as its title
+
+
+# ---------------------------------------------------------------------------------------------
+# Long unrolls, directions, hints
+# ---------------------------------------------------------------------------------------------
+def test_the_step_view_of_a_long_unroll_shows_its_first_and_last_steps_and_one_box_for_the_middle():
+    dot = parse(viz.draw_graph(rnn_loss("RNN", 200), level="step").source)
+    steps = sorted(int(re.search(r"step l0/t=(\d+)", a).group(1)) for a in dot.attrs.values() if "step l0/t=" in a)
+    assert steps == [1, 2, 3, 4, 197, 198, 199, 200]
+    (elided,) = [n for n, lab in dot.labels.items() if "192 steps" in lab]
+    assert "t=5 … t=196" in dot.labels[elided]
+    assert any(a == elided for a, _, _ in dot.edges) and any(b == elided for _, b, _ in dot.edges)
+    everything = parse(viz.draw_graph(rnn_loss("RNN", 200), level="step", steps_shown=None).source)
+    assert sum("step l0/t=" in a for a in everything.attrs.values()) == 200
+
+
+def test_the_step_view_colours_are_fitted_to_the_boxes_drawn_so_first_and_last_step_differ():
+    model = models.RNN(3, 4, rng=0)
+    out, _ = model(np.random.default_rng(0).normal(size=(200, 1, 3)))
+    loss = (out[-1] * out[-1]).mean()  # the loss on h_200 only: δh_t vanishes going back in time
+    with mg.record_grad_norms():
+        loss.backward()
+    dot = parse(viz.draw_graph(loss, level="step", show_grads=True).source)
+
+    def fill(t: int) -> str:
+        (attrs,) = [a for a in dot.attrs.values() if f'"step l0/t={t}"' in a]
+        return re.search(r'fillcolor="(#\w+)"', attrs).group(1)
+
+    assert fill(1) == viz.style.GRAD_PALETTE[0] and fill(200) == viz.style.GRAD_PALETTE[-1]
+
+
+def test_a_reverse_direction_is_drawn_in_time_order_its_state_arrows_pointing_back_in_time():
+    dot = parse(viz.draw_graph(rnn_loss("GRU", 4, layers=1, bidirectional=True), level="step").source)
+    node = {int(re.search(r"t=(\d+)", a).group(1)): n for n, a in dot.attrs.items() if "step l0_reverse/t=" in a}
+    recur = {(a, b) for a, b, attrs in dot.edges if a in node.values() and b in node.values()}
+    # the reverse direction's step at time t reads x_t and hands its state to time t - 1
+    assert recur == {(node[t + 1], node[t]) for t in range(1, 4)}
+
+
+def test_the_collapsed_view_counts_the_folded_cuts_of_each_layer_in_that_layer_only():
+    loss = rnn_loss("RNN", 12, truncate=2, layers=2)
+    src = viz.draw_graph(loss, collapse=True).source
+    counts = [int(n) for n in re.findall(r"\+ (\d+) detach cuts in the folded steps", src)]
+    full = len(cut_edges(parse(viz.draw_graph(loss).source)))
+    drawn = len(cut_edges(parse(src)))
+    assert len(counts) == 2 and counts[0] == counts[1]
+    assert sum(counts) == full - drawn  # each folded cut counted once, in its own layer
+
+
+def test_the_step_view_of_a_graph_without_step_scopes_says_how_to_get_one():
+    x = mg.tensor(np.ones((1, 2)), requires_grad=True)
+    with pytest.warns(UserWarning, match=r"mg\.scope\('t=1'\)"):
+        viz.draw_graph((x * 2).sum(), level="step")
+    big = x
+    for _ in range(40):
+        big = big * 1.01
+    with pytest.raises(viz.GraphTooLargeError, match=r"no time steps"):
+        viz.draw_graph(big.sum(), max_nodes=10)

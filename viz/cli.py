@@ -36,11 +36,16 @@ MODEL_CHOICES = ("rnn", "gru", "lstm", "residual", "attention")
 # ---------------------------------------------------------------------------------------------
 # Unrolled models for `render`
 # ---------------------------------------------------------------------------------------------
-def build_model(kind: str, input_size: int, hidden: int, layers: int, seed: int) -> Any:
+def build_model(kind: str, input_size: int, hidden: int, layers: int, seed: int, bidirectional: bool = False) -> Any:
     if kind == "attention":
-        if layers != 1:
-            raise ValueError("--model attention has one layer (drop --layers)")
+        if layers != 1 or bidirectional:
+            raise ValueError("--model attention has one layer and one direction (drop --layers, --bidirectional)")
         return models.AttentionRNN(input_size, hidden, rng=seed)
+    if bidirectional:
+        if kind == "residual":
+            raise ValueError("--model residual has one direction (drop --bidirectional)")
+        cls = {"rnn": models.RNN, "gru": models.GRU, "lstm": models.LSTM}[kind]
+        return cls(input_size, hidden, num_layers=layers, bidirectional=True, rng=seed)
     cls = {"rnn": models.RNN, "gru": models.GRU, "lstm": models.LSTM, "residual": models.ResidualRNN}[kind]
     return cls(input_size, hidden, num_layers=layers, rng=seed)
 
@@ -57,11 +62,12 @@ def unrolled_loss(
     seed: int = 0,
     backward: bool = False,
     last_only: bool = False,
+    bidirectional: bool = False,
 ) -> Any:
     """A model unrolled over ``steps`` random inputs and L = mean of out² (``last_only``: of the
     last step's output only); with ``backward``, run inside ``mg.record_grad_norms()`` so the
     picture can colour by ‖δ‖."""
-    model = build_model(kind, input_size, hidden, layers, seed)
+    model = build_model(kind, input_size, hidden, layers, seed, bidirectional)
     x = np.random.default_rng(seed).normal(size=(steps, batch, input_size))
     out = model(x, truncate=truncate)[0]
     if last_only:
@@ -99,10 +105,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         batch=args.batch,
         seed=args.seed,
         backward=args.grads,
+        last_only=args.loss == "last",
+        bidirectional=args.bidirectional,
     )
     what = f"{args.model.upper()}, {args.layers} layer{'s' if args.layers > 1 else ''}, {args.steps} steps"
+    if args.bidirectional:
+        what += ", bidirectional"
     if args.truncate:
         what += f", truncate={args.truncate}"
+    what += ", loss on the last step" if args.loss == "last" else ", loss on every step"
     graph = viz.draw_graph(
         loss,
         level=args.level,
@@ -110,6 +121,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         collapse=args.collapse,
         max_nodes=args.max_nodes,
         title=args.title or what,
+        steps_shown=args.steps_shown or None,
     )
     out = viz.render_graph(graph, args.output)
     print(f"wrote {out}  ({what}, level={args.level}; {time.perf_counter() - t0:.1f} s)")
@@ -280,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--layers", type=_positive, default=1, help="stacked layers (default 1)")
     render.add_argument("--input-size", type=_positive, default=3, help="input size I (default 3)")
     render.add_argument("--batch", type=_positive, default=1, help="batch size B (default 1)")
+    render.add_argument("--bidirectional", action="store_true", help="a forward and a reverse direction per layer")
+    render.add_argument(
+        "--loss",
+        choices=("all", "last"),
+        default="all",
+        help="L = mean of out² over every step (all, default) or of the last step only (last: "
+        "with --grads the colours show how far back its gradient reaches)",
+    )
+    render.add_argument(
+        "--steps-shown",
+        type=int,
+        default=8,
+        help="level step: draw the first and last half of this many steps, the middle as one box (0: all)",
+    )
     render.add_argument("--level", choices=("op", "step"), default="op", help="every op, or one box per step")
     render.add_argument("--collapse", action="store_true", help='draw one representative step "× T" (level op)')
     render.add_argument("--grads", action="store_true", help="run backward and colour by ‖δ‖ (log scale)")

