@@ -17,8 +17,11 @@ returns everything that was saved, bit for bit, or raises one ``ValueError`` nam
 Sizes are checked against the file's size before anything is allocated, and nothing is ever unpickled.
 
 The file name's extension does not matter (``.npz`` is customary here), but the file is not a zip: read it with
-``mg.load``, not ``np.load``. Files written by earlier versions (plain ``np.savez`` archives) are still read,
-as before; they carry no checksums, so damage to them is not always detected: save them again to upgrade.
+``mg.load``, not ``np.load``. Files written by earlier versions (plain ``np.savez`` archives, recognised by
+their ``PK`` start, which no single flipped bit or cut can make of this format's magic) are still read, as
+before, with a few added checks (see ``_load_npz``); they have no manifest, so not every damage to them is
+caught (a flipped bit in an array's value is, by zip's CRC-32; a damaged name may not be): save them again
+to upgrade.
 """
 
 from __future__ import annotations
@@ -205,7 +208,7 @@ def _is_count(x: Any) -> bool:
 
 def _check_entry(i: int, e: Any, seen: set[str], at: int, data_bytes: int) -> None:
     fields = {"key", "dtype", "shape", "offset", "nbytes", "sha256"}
-    if not isinstance(e, dict) or set(e) != fields:
+    if not isinstance(e, dict) or set(e) != fields or not (_is_count(e["offset"]) and _is_count(e["nbytes"])):
         raise _BadFileError(f"array entry {i} of the header is malformed")
     key, descr, shape = e["key"], e["dtype"], e["shape"]
     if not isinstance(key, str) or key in seen:
@@ -251,13 +254,20 @@ def _load_v1(buf: bytearray) -> dict[str, np.ndarray]:
     return state
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Read a file from before the checksummed format (an ``np.savez`` archive), as earlier versions did."""
+def _load_npz(path: Path, buf: bytearray) -> dict[str, np.ndarray]:
+    """Read a file from before the checksummed format (an ``np.savez`` archive), as earlier versions did.
+
+    The zip's own CRC-32s are checked (by zipfile), each member's size against its .npy header, and the
+    number of members against the count in the zip's end record (a damaged directory can hide members).
+    """
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array has no names
             raise _BadFileError("it holds a single array (.npy), not an archive of named arrays")
         with z:
+            listed, found = _zip_entry_count(buf), len(z.zip.infolist())
+            if listed is not None and listed != found:
+                raise _BadFileError(f"the archive's end record counts {listed} members but {found} were found")
             state = {}
             for k in z.files:
                 _check_npy_size(z.zip, k)
@@ -269,6 +279,15 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise
     except Exception as e:  # zipfile and numpy raise many kinds on a damaged archive: all mean the same here
         raise _BadFileError(f"not an intact archive of arrays ({type(e).__name__}: {e})") from None
+
+
+def _zip_entry_count(buf: bytearray) -> int | None:
+    """The member count in a zip's end-of-central-directory record (None if absent or in zip64's record)."""
+    at = buf.rfind(b"PK\x05\x06", max(0, len(buf) - 22 - 65535))
+    if at < 0 or at + 22 > len(buf):
+        return None
+    (count,) = struct.unpack_from("<H", buf, at + 10)
+    return None if count == 0xFFFF else count
 
 
 def _check_npy_size(zf: zipfile.ZipFile, key: str) -> None:
@@ -308,7 +327,7 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if f.readinto(buf) != size or f.read(1):
                 raise _BadFileError("the file changed size while it was being read")
         if buf[:2] == b"PK":
-            return _load_npz(path)
+            return _load_npz(path, buf)
         return _load_v1(buf)
     except _BadFileError as e:
         raise ValueError(f"load: {path} is not a readable minigrad parameter file: {e}") from None

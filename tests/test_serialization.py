@@ -238,12 +238,25 @@ def test_a_header_length_of_two_to_the_sixty_three_is_a_value_error(tmp_path, ra
         (lambda h: h["arrays"][1].update(key="a"), "bad or repeated key 'a'"),
         (lambda h: h["arrays"][1].update(offset=8), "array 'b' lies outside the data"),
         (lambda h: h["arrays"][0].update(shape=[-3]), "bad shape [-3]"),
+        (lambda h: h["arrays"][0].update(nbytes=24.0), "array entry 0 of the header is malformed"),
         (lambda h: h["arrays"][0].update(sha256="0" * 64), "array 'a' fails its sha256 checksum"),
         (lambda h: h["arrays"].pop(), "padding after the last array is not zeros"),
         (lambda h: h.update(version=2), "format version 2; this minigrad reads version 1"),
         (lambda h: h.update(format="other"), "does not describe minigrad arrays"),
     ],
-    ids=["shape", "object dtype", "dtype", "repeated key", "overlap", "negative", "checksum", "dropped", "v2", "fmt"],
+    ids=[
+        "shape",
+        "object dtype",
+        "dtype",
+        "repeated key",
+        "overlap",
+        "negative",
+        "float size",
+        "checksum",
+        "dropped",
+        "v2",
+        "fmt",
+    ],
 )
 def test_a_forged_but_checksummed_header_is_still_caught(tmp_path, raw, edit, message):
     assert forge(raw, lambda h: None) == raw  # the forger itself changes nothing
@@ -314,3 +327,38 @@ def test_save_fsyncs_the_data_before_it_renames_the_file_into_place(tmp_path, mo
     mg.save(SMALL, tmp_path / "s.npz")
     assert calls == ["fsync", "replace"]
     assert_exact(mg.load(tmp_path / "s.npz"), SMALL)
+
+
+@pytest.mark.parametrize("extra", [b"\0", b"\0" * 64, b"more data"], ids=["one zero", "64 zeros", "text"])
+def test_bytes_appended_to_a_file_are_a_value_error_not_ignored(tmp_path, raw, extra):
+    message = value_error_for(tmp_path, raw + extra)
+    assert f"the header says {len(raw)} bytes, the file has {len(raw) + len(extra)}" in message
+
+
+def test_an_old_npz_whose_directory_hides_a_member_is_a_value_error_not_a_partial_dict(tmp_path):
+    path = tmp_path / "old.npz"
+    np.savez(path, **SMALL)
+    raw = path.read_bytes()
+    damaged = bytearray(raw)
+    damaged[raw.index(b"PK\x01\x02") + 32] ^= 0x40  # the first entry's comment length: it swallows the second
+    path.write_bytes(bytes(damaged))
+    assert "the archive's end record counts 2 members but 1 were found" in value_error_for_old(path)
+
+
+def test_every_bit_flip_in_an_old_npz_directory_loads_exactly_or_is_a_value_error(tmp_path):
+    """The old format has no checksums of its own, but its zip directory must not hide members silently."""
+    path = tmp_path / "old.npz"
+    np.savez(path, **SMALL)
+    raw = path.read_bytes()
+    bad = tmp_path / "bad.npz"
+    start = raw.index(b"PK\x01\x02")  # the central directory and the end record
+    for byte in range(start, len(raw)):
+        for bit in range(8):
+            flipped = bytearray(raw)
+            flipped[byte] ^= 1 << bit
+            bad.write_bytes(bytes(flipped))
+            try:
+                back = mg.load(bad)
+            except ValueError:
+                continue
+            assert_exact(back, SMALL)
