@@ -48,6 +48,27 @@ def orthogonal_init_(module: Module, gain: float = 1.0, rng: np.random.Generator
     return module
 
 
+def _time_major(
+    owner: str, x: Any, h0: Any, I: int, H: int, dtype: np.dtype, batch_first: bool
+) -> tuple[Tensor, Tensor, bool]:
+    """A one-layer model's input as (T, B, I) and its initial state as (B, H) (zeros when None),
+    checked, and whether the input was batched."""
+    x = _as_input(owner, "input", x, dtype)
+    if x.ndim not in (2, 3) or x.shape[-1] != I or 0 in x.shape:
+        layout = f"(B, T, {I})" if batch_first else f"(T, B, {I})"
+        raise ValueError(f"{owner}: expected input of shape {layout} (or (T, {I}) unbatched), got {x.shape}")
+    batched = x.ndim == 3
+    x = (mg.transpose(x, 1, 0, 2) if batch_first else x) if batched else x.reshape(x.shape[0], 1, I)
+    B = x.shape[1]
+    if h0 is None:
+        return x, Tensor(np.zeros((B, H), dtype)), batched
+    h0 = _as_input(owner, "h0", h0, dtype)
+    want = (1, B, H) if batched else (1, H)
+    if h0.shape != want:
+        raise ValueError(f"{owner}: expected h0 of shape {want}, got {h0.shape}")
+    return x, h0.reshape(B, H), batched
+
+
 class ResidualRNN(RNN):
     """Residual Elman RNN: h_t = h_{t-1} + α φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
@@ -139,21 +160,8 @@ class SkipRNN(Module):
         I, H, d = self.input_size, self.hidden_size, self.skip
         if cut not in (None, "recurrent", "skip"):
             raise ValueError(f'SkipRNN: cut must be None, "recurrent" or "skip", got {cut!r}')
-        x = _as_input("SkipRNN", "input", x, self.dtype)
-        if x.ndim not in (2, 3) or x.shape[-1] != I or 0 in x.shape:
-            layout = f"(B, T, {I})" if self.batch_first else f"(T, B, {I})"
-            raise ValueError(f"SkipRNN: expected input of shape {layout} (or (T, {I}) unbatched), got {x.shape}")
-        batched = x.ndim == 3
-        x = (mg.transpose(x, 1, 0, 2) if self.batch_first else x) if batched else x.reshape(x.shape[0], 1, I)
+        x, h, batched = _time_major("SkipRNN", x, h0, I, H, self.dtype, self.batch_first)
         T, B, _ = x.shape
-        if h0 is None:
-            h = Tensor(np.zeros((B, H), self.dtype))
-        else:
-            h0 = _as_input("SkipRNN", "h0", h0, self.dtype)
-            want = (1, B, H) if batched else (1, H)
-            if h0.shape != want:
-                raise ValueError(f"SkipRNN: expected h0 of shape {want}, got {h0.shape}")
-            h = h0.reshape(B, H)
         phi = NONLINEARITIES[self.nonlinearity]
 
         with mg.scope("l0"):
@@ -232,21 +240,8 @@ class AttentionRNN(Module):
         return_attention: bool = False,
     ) -> tuple:
         I, H = self.input_size, self.hidden_size
-        x = _as_input("AttentionRNN", "input", x, self.dtype)
-        if x.ndim not in (2, 3) or x.shape[-1] != I or 0 in x.shape:
-            layout = f"(B, T, {I})" if self.batch_first else f"(T, B, {I})"
-            raise ValueError(f"AttentionRNN: expected input of shape {layout} (or (T, {I}) unbatched), got {x.shape}")
-        batched = x.ndim == 3
-        x = (mg.transpose(x, 1, 0, 2) if self.batch_first else x) if batched else x.reshape(x.shape[0], 1, I)
+        x, h, batched = _time_major("AttentionRNN", x, h0, I, H, self.dtype, self.batch_first)
         T, B, _ = x.shape
-        if h0 is None:
-            h = Tensor(np.zeros((B, H), self.dtype))
-        else:
-            h0 = _as_input("AttentionRNN", "h0", h0, self.dtype)
-            want = (1, B, H) if batched else (1, H)
-            if h0.shape != want:
-                raise ValueError(f"AttentionRNN: expected h0 of shape {want}, got {h0.shape}")
-            h = h0.reshape(B, H)
         policy = as_truncation(truncate)
 
         with mg.scope("l0"):
