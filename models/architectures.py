@@ -69,6 +69,14 @@ def _time_major(
     return x, h0.reshape(B, H), batched
 
 
+def _outputs(hs: list[Tensor], batched: bool, batch_first: bool) -> tuple[Tensor, Tensor]:
+    """(out, h_n) from the states h_1 … h_T (each (B, H)), in the layout the input came in."""
+    out, h_n = mg.stack(hs), hs[-1].reshape(1, *hs[-1].shape)
+    if not batched:
+        return out.reshape(len(hs), -1), h_n.reshape(1, -1)
+    return (mg.transpose(out, 1, 0, 2) if batch_first else out), h_n
+
+
 class ResidualRNN(RNN):
     """Residual Elman RNN: h_t = h_{t-1} + α φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
@@ -186,11 +194,7 @@ class SkipRNN(Module):
                     h_t.name = "h"
                 hs.append(h_t)
                 history = history[1:] + [h_t]
-        out, h_n = mg.stack(hs), hs[-1].reshape(1, B, H)
-        if not batched:
-            out, h_n = out.reshape(T, H), h_n.reshape(1, H)
-        elif self.batch_first:
-            out = mg.transpose(out, 1, 0, 2)
+        out, h_n = _outputs(hs, batched, self.batch_first)
         return (out, h_n, hs) if return_states else (out, h_n)
 
     def extra_repr(self) -> str:
@@ -262,11 +266,7 @@ class AttentionRNN(Module):
                 memory.append(h_t)
                 weights.append(alpha.data)
                 h = policy.carry(t, h_t) if policy is not None and t < T else h_t
-        out, h_n = mg.stack(hs), hs[-1].reshape(1, B, H)
-        if not batched:
-            out, h_n = out.reshape(T, H), h_n.reshape(1, H)
-        elif self.batch_first:
-            out = mg.transpose(out, 1, 0, 2)
+        out, h_n = _outputs(hs, batched, self.batch_first)
         return (out, h_n, weights) if return_attention else (out, h_n)
 
     def extra_repr(self) -> str:
