@@ -202,7 +202,7 @@ class Tensor:
         if _grad_enabled:
             for x in inputs:
                 if x.requires_grad:  # a gradient can flow: record the node
-                    node = Node(op, tuple([x._edge or x for x in inputs]), vjp, (data.shape,))
+                    node = Node(op, tuple([t._edge or t for t in inputs]), vjp, (data.shape,))
                     _init(out, data, True, (node, 0))
                     return out
         _init(out, data, False, None)
@@ -216,7 +216,7 @@ class Tensor:
             checks.check_finite(datas, op, _scope, inputs, "output")
         node = None
         if _grad_enabled and any(x.requires_grad for x in inputs):
-            node = Node(op, tuple([x._edge or x for x in inputs]), vjp, tuple(d.shape for d in datas), many=True)
+            node = Node(op, tuple([t._edge or t for t in inputs]), vjp, tuple(d.shape for d in datas), many=True)
         outs = tuple(Tensor.__new__(Tensor) for _ in datas)
         for i, (t, d) in enumerate(zip(outs, datas)):
             _init(t, d, node is not None, None if node is None else (node, i))
