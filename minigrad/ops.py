@@ -367,6 +367,22 @@ def scale_grad(x: Tensor, xi: float) -> Tensor:
 # ---------------------------------------------------------------------------
 # Reductions
 # ---------------------------------------------------------------------------
+Axis = int | Sequence[int] | None  # numpy's axis=, PyTorch's dim=
+
+
+def _dim_axis(op: str, axis: Any, dim: Any, keepdims: bool | None, keepdim: bool | None) -> tuple[Any, bool]:
+    """(axis, keepdims) from numpy's names or PyTorch's (``dim=``, ``keepdim=``), never both."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis= (numpy's name) or dim= (PyTorch's), not both")
+        axis = dim
+    if keepdim is not None:
+        if keepdims is not None:
+            raise TypeError(f"{op}: give keepdims= (numpy's name) or keepdim= (PyTorch's), not both")
+        keepdims = keepdim
+    return axis, bool(keepdims)
+
+
 def _axes(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
@@ -387,8 +403,11 @@ def _expand(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     return g if keepdims else np.expand_dims(g, axes)
 
 
-def sum(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Σ x over ``axis`` (an int, several, or None for all)."""
+def sum(
+    x: Tensor, axis: Axis = None, keepdims: bool | None = None, *, dim: Axis = None, keepdim: bool | None = None
+) -> Tensor:  # noqa: A001
+    """Σ x over ``axis`` (an int, several, or None for all; PyTorch's ``dim=``/``keepdim=`` too)."""
+    axis, keepdims = _dim_axis("sum", axis, dim, keepdims, keepdim)
     axes = _axes(axis, x.ndim, "sum")
     shape = x.shape  # δx = δy, broadcast back over the summed axes
     return _make(
@@ -399,8 +418,11 @@ def sum(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fal
     )
 
 
-def mean(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-    """The mean of x over ``axis`` (an int, several, or None for all)."""
+def mean(
+    x: Tensor, axis: Axis = None, keepdims: bool | None = None, *, dim: Axis = None, keepdim: bool | None = None
+) -> Tensor:
+    """The mean of x over ``axis`` (an int, several, or None for all; ``dim=``/``keepdim=`` too)."""
+    axis, keepdims = _dim_axis("mean", axis, dim, keepdims, keepdim)
     axes = _axes(axis, x.ndim, "mean")
     shape = x.shape
     n = int(np.prod([shape[a] for a in axes])) if axes else 1  # δx = δy / n, broadcast back over the axes
@@ -412,8 +434,16 @@ def mean(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = Fa
     )
 
 
-def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """The largest element of x over ``axis`` (an int, several, or None for all)."""
+def max(
+    x: Tensor, axis: Axis = None, keepdims: bool | None = None, *, dim: int | None = None, keepdim: bool | None = None
+) -> Any:  # noqa: A001
+    """The largest element of x over ``axis`` (an int, several, or None for all).
+
+    ``dim=`` is PyTorch's form: it returns ``(values, indices)``, as ``torch.max(x, dim)`` does.
+    """
+    if dim is not None:
+        return _extreme_along("max", x, dim, axis, keepdims, keepdim)
+    axis, keepdims = _dim_axis("max", axis, None, keepdims, keepdim)
     if x.size == 0:
         raise ValueError(f"max of an empty tensor of shape {x.shape}")
     axes = _axes(axis, x.ndim, "max")
@@ -600,18 +630,22 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 # ---------------------------------------------------------------------------
 # Softmax family (stable: shift by the max before exponentiating)
 # ---------------------------------------------------------------------------
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis``."""
+def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis`` (or ``dim=``; the last one by default)."""
     _check_float("softmax", x)
+    axis = _dim_axis("softmax", axis, dim, None, None)[0]
+    axis = -1 if axis is None else axis
     e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
     # δx = y ⊙ (δy − Σ_j δy_j y_j)
     return _make(y, "softmax", (x,), lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)),))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """log softmax(x)_i = x_i − log Σ_j e^{x_j} along ``axis``."""
+def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """log softmax(x)_i = x_i − log Σ_j e^{x_j} along ``axis`` (or ``dim=``; the last one by default)."""
     _check_float("log_softmax", x)
+    axis = _dim_axis("log_softmax", axis, dim, None, None)[0]
+    axis = -1 if axis is None else axis
     s = x.data - x.data.max(axis=axis, keepdims=True)
     y = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))  # log-sum-exp, never overflows
     # δx = δy − softmax(x) Σ_j δy_j
@@ -658,7 +692,7 @@ def _install_methods() -> None:
     T.__rmatmul__ = lambda self, other: matmul(other, self)
     T.__neg__ = neg
     T.__getitem__ = getitem
-    # comparisons give constant boolean tensors (masks for where); == stays identity
+    # comparisons give constant boolean tensors (masks for where); == and != too, in protocols.py
     T.__lt__ = lambda self, other: Tensor(self.data < _lift(other, self).data)
     T.__le__ = lambda self, other: Tensor(self.data <= _lift(other, self).data)
     T.__gt__ = lambda self, other: Tensor(self.data > _lift(other, self).data)
@@ -669,3 +703,208 @@ def _install_methods() -> None:
 
 
 _install_methods()
+
+
+# ---------------------------------------------------------------------------
+# PyTorch's vocabulary: shape ops, min and the arg-extremes, maximum/minimum, casts
+# (the names and semantics of torch's, each with its VJP beside it as above)
+# ---------------------------------------------------------------------------
+def _dim(op: str, dim: Any, ndim: int, extra: int = 0) -> int:
+    """One dim in [−(ndim + extra), ndim + extra), made non-negative (a 0-d tensor takes 0 and −1)."""
+    n = builtins.max(ndim + extra, 1)
+    if not isinstance(dim, int | np.integer) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -n <= dim < n:
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return int(dim) % n
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """x with a new axis of size 1 inserted at ``dim`` (torch.unsqueeze)."""
+    old = x.shape  # δx = δy with the new axis dropped
+    y = np.expand_dims(x.data, _dim("unsqueeze", dim, x.ndim, extra=1))
+    return _make(y, "unsqueeze", (x,), lambda g: (g.reshape(old),))
+
+
+def squeeze(x: Tensor, dim: int | Sequence[int] | None = None) -> Tensor:
+    """x without its size-1 axes (all of them, or those among ``dim``; others stay, as in torch)."""
+    old = x.shape  # δx = δy with the dropped axes put back
+    dims = range(x.ndim) if dim is None else (dim,) if isinstance(dim, int | np.integer) else dim
+    drop = {_dim("squeeze", d, x.ndim) for d in dims}
+    y = x.data.reshape(tuple(n for i, n in enumerate(old) if not (i in drop and n == 1)))
+    return _make(y, "squeeze", (x,), lambda g: (g.reshape(old),))
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """x with axes start_dim … end_dim merged into one (torch.flatten; a 0-d x gives shape (1,))."""
+    old = x.shape  # δx = δy reshaped back to x's shape
+    if x.ndim == 0:
+        return _make(x.data.reshape(1), "flatten", (x,), lambda g: (g.reshape(old),))
+    s, e = _dim("flatten", start_dim, x.ndim), _dim("flatten", end_dim, x.ndim)
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {old})")
+    y = x.data.reshape(old[:s] + (-1,) + old[e + 1 :])
+    return _make(y, "flatten", (x,), lambda g: (g.reshape(old),))
+
+
+def permute(x: Tensor, *dims: int) -> Tensor:
+    """x with its axes in the order ``dims``, which must name every axis once (torch.permute)."""
+    if len(dims) == 1 and isinstance(dims[0], tuple | list):
+        dims = tuple(dims[0])
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute: dims {dims} must name all {x.ndim} axes of shape {x.shape}, each once")
+    order = tuple(_dim("permute", d, x.ndim) for d in dims)
+    if sorted(order) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} name an axis twice (shape {x.shape})")
+    inverse = tuple(np.argsort(order))  # δx = δy with the inverse permutation
+    return _make(x.data.transpose(order), "permute", (x,), lambda g: (g.transpose(inverse),))
+
+
+def view(x: Tensor, *shape: Any) -> Tensor:
+    """x's elements in a new shape (torch's view; numpy arrays need no contiguity, so it is reshape)."""
+    return reshape(x, *shape)  # δx = δy reshaped back (reshape's node)
+
+
+def min(
+    x: Tensor, axis: Axis = None, keepdims: bool | None = None, *, dim: int | None = None, keepdim: bool | None = None
+) -> Any:  # noqa: A001
+    """The smallest element of x over ``axis`` (an int, several, or None for all).
+
+    ``dim=`` is PyTorch's form: it returns ``(values, indices)``, as ``torch.min(x, dim)`` does.
+    """
+    if dim is not None:
+        return _extreme_along("min", x, dim, axis, keepdims, keepdim)
+    axis, keepdims = _dim_axis("min", axis, None, keepdims, keepdim)
+    if x.size == 0:
+        raise ValueError(f"min of an empty tensor of shape {x.shape}")
+    axes = _axes(axis, x.ndim, "min")
+    xd = x.data
+    y = np.min(xd, axis=axes, keepdims=True)
+    hit = xd == y  # where the min is
+
+    def vjp(g):  # δx = δy at the arg-min (split evenly between ties, as max)
+        ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
+        return (hit * (_expand(g, axes, keepdims) / ties),)
+
+    return _make(y if keepdims else np.squeeze(y, axis=axes), "min", (x,), vjp)
+
+
+def _arg(op: str, f: Any, x: Tensor, dim: int | None, keepdim: bool) -> Tensor:
+    if x.size == 0:
+        raise ValueError(f"{op} of an empty tensor of shape {x.shape}")
+    if dim is None:  # the index into the flattened tensor, as torch
+        i = np.asarray(f(x.data), dtype=np.int64)
+        return Tensor(i.reshape((1,) * x.ndim) if keepdim else i)
+    d = _dim(op, dim, x.ndim)
+    return Tensor(np.asarray(f(x.data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None) -> Tensor:
+    """The int64 index of the largest element (of all, flattened, or along ``dim``/``axis``)."""
+    dim = _dim_axis("argmax", axis, dim, None, None)[0]
+    return _arg("argmax", np.argmax, x, dim, keepdim)  # no δ: an index is a constant
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None) -> Tensor:
+    """The int64 index of the smallest element (of all, flattened, or along ``dim``/``axis``)."""
+    dim = _dim_axis("argmin", axis, dim, None, None)[0]
+    return _arg("argmin", np.argmin, x, dim, keepdim)  # no δ: an index is a constant
+
+
+def _extreme_along(op: str, x: Tensor, dim: Any, axis: Any, keepdims: Any, keepdim: Any) -> tuple[Tensor, Tensor]:
+    """torch.max/min(x, dim): (values, indices); the gradient goes to the one index picked."""
+    if axis is not None or not isinstance(dim, int | np.integer):
+        raise TypeError(
+            f"{op}(dim=...) takes one int dim and returns (values, indices), as torch does; got dim={dim!r}, "
+            f"axis={axis!r} (for the values over several axes use axis= alone)"
+        )
+    keep = _dim_axis(op, None, None, keepdims, keepdim)[1]
+    d = _dim(op, dim, x.ndim)
+    if x.ndim == 0:  # torch: a 0-d tensor is its own extreme, at index 0
+        return ValuesIndices(scale_grad(x, 1.0), Tensor(np.int64(0)))
+    idx = _arg("arg" + op, np.argmax if op == "max" else np.argmin, x, d, True).data  # kept dim: (…, 1, …)
+    shape, dtype = x.shape, x.dtype
+    y = np.take_along_axis(x.data, idx, axis=d)
+
+    def vjp(g):  # δx = δy at the index picked, 0 elsewhere
+        dx = np.zeros(shape, dtype)
+        np.put_along_axis(dx, idx, g if keep else np.expand_dims(g, d), axis=d)
+        return (dx,)
+
+    values = _make(y if keep else np.squeeze(y, axis=d), op, (x,), vjp)
+    return ValuesIndices(values, Tensor(idx if keep else np.squeeze(idx, axis=d)))
+
+
+class ValuesIndices(tuple):
+    """What ``max(x, dim=…)`` and ``min(x, dim=…)`` return: ``(values, indices)``, as torch's."""
+
+    __slots__ = ()
+
+    def __new__(cls, values: Tensor, indices: Tensor) -> ValuesIndices:
+        return super().__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def _winner(op: str, pick: Any, a: Any, b: Any) -> Tensor:
+    """maximum/minimum: the elementwise winner of a and b, broadcasting."""
+    a, b = _lift2(a, b)
+    y = _broadcast(op, pick, a, b)
+    ad, bd, sa, sb = a.data, b.data, a.shape, b.shape
+
+    def vjp(g):  # δa = δy ⊙ ([a wins] + ½[a = b]),  δb = δy ⊙ (1 − that): ties split ½ : ½, as torch
+        wa = (pick(ad, bd) == ad).astype(g.dtype) - (ad == bd) * g.dtype.type(0.5)
+        return unbroadcast(g * wa, sa), unbroadcast(g - g * wa, sb)
+
+    return _make(y, op, (a, b), vjp)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """max(a, b), elementwise with broadcasting (torch.maximum; ties split the gradient evenly)."""
+    return _winner("maximum", np.maximum, a, b)  # δ in _winner: the larger input takes δy
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """min(a, b), elementwise with broadcasting (torch.minimum; ties split the gradient evenly)."""
+    return _winner("minimum", np.minimum, a, b)  # δ in _winner: the smaller input takes δy
+
+
+def to(x: Tensor, dtype: Any) -> Tensor:
+    """x cast to ``dtype`` (Tensor.to, .float(), .double()); a float cast passes δ back cast.
+
+    ``dtype`` may also be a tensor (take its dtype) or the device "cpu" (numpy's only one).
+    """
+    if isinstance(dtype, Tensor):
+        dtype = dtype.dtype
+    if isinstance(dtype, str) and dtype.split(":")[0] == "cpu":
+        return x
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"to: expected a dtype (np.float32, 'float64', ...) or 'cpu', got {dtype!r}") from None
+    if dtype == x.dtype:
+        return x  # as torch: the same tensor
+    if dtype.kind != "f":  # an integer or bool result takes no gradient: a constant
+        return Tensor(x.data.astype(dtype))
+    old = x.dtype  # δx = δy cast back to x's dtype
+    return _make(x.data.astype(dtype), "to", (x,), lambda g: (g.astype(old),))
+
+
+__all__ += [
+    "unsqueeze", "squeeze", "flatten", "permute", "view", "min", "argmax", "argmin",
+    "maximum", "minimum", "to",
+]  # fmt: skip
+
+
+def _install_vocabulary() -> None:
+    T = Tensor
+    for f in (unsqueeze, squeeze, flatten, permute, view, min, argmax, argmin, maximum, minimum, to):
+        setattr(T, f.__name__, f)
+    T.float = lambda self: to(self, np.float32)
+    T.double = lambda self: to(self, np.float64)
+    T.dim = lambda self: self.ndim
+    T.numel = lambda self: self.size
+
+
+_install_vocabulary()

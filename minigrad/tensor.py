@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from . import accumulate, checks, gradnorms
+from . import accumulate, checks, gradnorms, hooks
 from .arrays import as_array
 
 __all__ = [
@@ -267,18 +267,6 @@ class Tensor:
         """Name of the op that made this tensor (None for leaves and constants)."""
         return None if self._edge is None else self._edge[0].op
 
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def numpy(self) -> np.ndarray:
-        return self.data
-
-    def item(self) -> float:
-        return self.data.item()
-
-    def __float__(self) -> float:
-        return float(self.data)
-
     def __repr__(self) -> str:
         extra = f", name={self.name!r}" if self.name else ""
         if self._edge is not None:
@@ -363,8 +351,8 @@ class Tensor:
         (and retained tensor) this one depends on."""
         backward(self, grad, retain_graph)
 
-    # Operators and methods such as .tanh() and .sum() are attached in ops.py,
-    # next to their derivative rules.
+    # Operators and methods such as .tanh() and .sum() are attached in ops.py, next to their
+    # derivative rules; Python's and numpy's protocols (bool, len, ==, +=, np.exp(x)) in protocols.py.
 
 
 def _init(t: Tensor, data: np.ndarray, requires_grad: bool, edge: tuple | None) -> None:
@@ -447,6 +435,8 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
 
 def _accumulate(x: Tensor, g: np.ndarray) -> None:
     """x.grad += g for a leaf (its own copy first: g may be shared with other nodes)."""
+    if hooks.active and (g := hooks.at_leaf(x, g)) is None:  # register_hook, mg.grad (hooks.py)
+        return
     if g.shape != x.data.shape:  # an op's VJP must return the input's shape
         raise RuntimeError(f"internal error: gradient of shape {g.shape} for a leaf of shape {x.data.shape}")
     if x._grad is None:
@@ -456,8 +446,13 @@ def _accumulate(x: Tensor, g: np.ndarray) -> None:
 
 
 def _keep_retained(node: Node, grads_out: list) -> None:
-    """t.grad += δ for the outputs of ``node`` that called ``retain_grad()``."""
+    """t.grad += δ for the outputs of ``node`` that called ``retain_grad()``; hooks on them
+    (``register_hook``, hooks.py) sit first in the list and may replace δ."""
     for i, t in node.retained:
         g = grads_out[i]
-        if g is not None:
+        if g is None:
+            continue
+        if type(t) is not Tensor:  # a hook
+            grads_out[i] = t(g)
+        elif not hooks.collecting:  # mg.grad writes no .grad
             t._grad = np.array(g) if t._grad is None else t._grad + g

@@ -437,6 +437,81 @@ def arithmetic_with_scalars(op_symbol):
     return lambda rng: case(f"scalars and arrays around {op_symbol}", f[0], values(rng, (3,)), ref=f[1])
 
 
+def shape_op_cases(rng):
+    """unsqueeze, squeeze, flatten, permute, view: PyTorch's shape vocabulary."""
+    return {
+        "unsqueeze": [
+            case("(2, 3) dim 0", lambda x: x.unsqueeze(0), normal(rng, (2, 3)), ref=lambda x: x[None]),
+            case("(2, 3) dim -1", lambda x: mg.unsqueeze(x, -1), normal(rng, (2, 3)), ref=lambda x: x[..., None]),
+            case(
+                "(2, 3) dim 2 (the end)", lambda x: mg.unsqueeze(x, 2), normal(rng, (2, 3)), ref=lambda x: x[..., None]
+            ),
+            case("0-d", lambda x: x.unsqueeze(0), normal(rng, ()), ref=lambda x: x.reshape(1)),
+        ],
+        "squeeze": [
+            case("all size-1 axes", lambda x: x.squeeze(), normal(rng, (2, 1, 3, 1)), ref=np.squeeze),
+            case("dim 1", lambda x: mg.squeeze(x, 1), normal(rng, (2, 1, 1)), ref=lambda x: x.reshape(2, 1)),
+            case("dim not of size 1 stays (torch)", lambda x: x.squeeze(0), normal(rng, (2, 1)), ref=lambda x: x),
+            case("dims (0, -1)", lambda x: x.squeeze((0, -1)), normal(rng, (1, 3, 1)), ref=lambda x: x.reshape(3)),
+            case("(1,) to 0-d", lambda x: x.squeeze(), normal(rng, (1,)), ref=lambda x: x.reshape(())),
+        ],
+        "flatten": [
+            case("all", lambda x: x.flatten(), normal(rng, (2, 3, 4)), ref=lambda x: x.reshape(-1)),
+            case("from dim 1", lambda x: mg.flatten(x, 1), normal(rng, (2, 3, 4)), ref=lambda x: x.reshape(2, -1)),
+            case("dims 0 to 1", lambda x: mg.flatten(x, 0, 1), normal(rng, (2, 3, 4)), ref=lambda x: x.reshape(6, 4)),
+            case("0-d gives (1,)", lambda x: x.flatten(), normal(rng, ()), ref=lambda x: x.reshape(1)),
+        ],
+        "permute": [
+            case("(2, 0, 1)", lambda x: x.permute(2, 0, 1), normal(rng, (2, 3, 4)), ref=lambda x: x.transpose(2, 0, 1)),
+            case("tuple, negative", lambda x: mg.permute(x, (-1, 0)), normal(rng, (2, 3)), ref=lambda x: x.T),
+            case("identity", lambda x: x.permute(0, 1), normal(rng, (1, 3)), ref=lambda x: x),
+            case("0-d", lambda x: x.permute(), normal(rng, ()), ref=lambda x: x),
+        ],
+        "view": [
+            case("(2, 3) -> (3, 2)", lambda x: x.view(3, 2), normal(rng, (2, 3)), ref=lambda x: x.reshape(3, 2)),
+            case("(6,) -> (2, -1)", lambda x: mg.view(x, (2, -1)), normal(rng, (6,)), ref=lambda x: x.reshape(2, 3)),
+            case("() -> (1,)", lambda x: x.view(1), normal(rng, ()), ref=lambda x: x.reshape(1)),
+            case("(1, 1) -> ()", lambda x: x.view(()), normal(rng, (1, 1)), ref=lambda x: x.reshape(())),
+        ],
+    }
+
+
+def min_cases(rng):
+    by_dim = [
+        case("dim=1 values", lambda x: x.min(dim=1).values, distinct(rng, (3, 4)), ref=lambda x: x.min(axis=1)),
+        case(
+            "dim=0 keepdim values",
+            lambda x: mg.min(x, dim=0, keepdim=True)[0],
+            distinct(rng, (3, 4)),
+            ref=lambda x: x.min(axis=0, keepdims=True),
+        ),
+        case("dim= on 1-D", lambda x: x.min(dim=-1).values, distinct(rng, (5,)), ref=np.min),
+        case("dim= and keepdim= names", lambda x: x.min(axis=(0, 1), keepdim=True), distinct(rng, (2, 3))),
+    ]
+    return reductions(mg.min, np.min, values=distinct)(rng) + by_dim
+
+
+def extremes(op, ref):
+    def ties(rng):  # equal elements: torch splits δ ½ : ½, and so do central differences
+        a = np.array([1.0, 2.0, -0.5, 3.0])
+        return case("ties split evenly", op, a, np.array([1.0, 0.5, -0.5, 4.0]), ref=ref)
+
+    return binary(
+        op, ref, extra=[ties, lambda rng: case("with a python scalar", lambda x: op(x, 0.1), normal(rng, (2, 3)))]
+    )
+
+
+def to_cases(rng):
+    # float64 -> float32 -> float64 would lose digits to finite differences: the float32 sweep
+    # (every case cast) and test_to_float32_passes_the_gradient_back_cast check real casts
+    return [
+        case("to own dtype", lambda x: x.to(x.dtype) * 2, normal(rng, (2, 3)), ref=lambda x: 2 * x),
+        case("double() then back", lambda x: x.double().to(x.dtype), normal(rng, (3,)), ref=lambda x: x),
+        case("to a tensor's dtype, 0-d", lambda x: mg.ops.to(x, x) * x, normal(rng, ()), ref=lambda x: x * x),
+        case("to 'cpu'", lambda x: x.to("cpu"), normal(rng, (1, 2)), ref=lambda x: x),
+    ]
+
+
 # name → sample generator (rng → [Case]). Every public op must appear here.
 SWEEP: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "add": binary(mg.add, np.add, extra=[arithmetic_with_scalars("+")]),
@@ -531,6 +606,16 @@ SWEEP: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "cross_entropy": cross_entropy_cases,
     "mse_loss": mse_cases,
     "one_hot": None,  # not differentiable: a constant; checked by test_one_hot_is_a_constant_with_ones_at_the_indices
+    **{
+        name: (lambda rng, name=name: shape_op_cases(rng)[name])
+        for name in ("unsqueeze", "squeeze", "flatten", "permute", "view")
+    },
+    "min": min_cases,
+    "maximum": extremes(mg.maximum, np.maximum),
+    "minimum": extremes(mg.minimum, np.minimum),
+    "to": to_cases,
+    "argmax": None,  # an index: not differentiable; see test_argmax_and_argmin_give_int64_indices_as_torch
+    "argmin": None,
 }
 
 # helpers that ops.py exports as plain functions but that are not ops
@@ -983,3 +1068,30 @@ def test_sigmoid_is_symmetric_and_never_overflows(x):
     s = mg.sigmoid(mg.Tensor(np.array([x, -x]))).data
     assert np.isfinite(s).all() and 0 <= s.min() and s.max() <= 1
     assert s.sum() == pytest.approx(1.0, abs=1e-15)
+
+
+def test_argmax_and_argmin_give_int64_indices_as_torch():
+    x = mg.Tensor(np.array([[1.0, 5.0, 5.0], [7.0, 2.0, 0.0]]), requires_grad=True)
+    assert mg.argmax(x).data == 3 and mg.argmax(x).dtype == np.int64  # flattened, as torch
+    np.testing.assert_array_equal(x.argmax(dim=1).data, [1, 0])  # first of the tied maxima
+    np.testing.assert_array_equal(x.argmin(1, keepdim=True).data, [[0], [2]])
+    np.testing.assert_array_equal(mg.argmin(x, axis=0).data, [0, 1, 1])
+    assert x.argmax(keepdim=True).shape == (1, 1) and not x.argmax().requires_grad
+    with pytest.raises(TypeError, match="axis= .* or dim= .*not both"):
+        mg.argmax(x, 1, axis=1)
+    with pytest.raises(ValueError, match="argmin of an empty tensor"):
+        mg.argmin(mg.Tensor(np.zeros((0,))))
+
+
+def test_to_float32_passes_the_gradient_back_cast_to_the_inputs_dtype():
+    x = mg.Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    y = x.float()
+    assert y.dtype == np.float32 and y.op == "to"
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad, 2 * x.data, rtol=1e-7)
+    assert x.double() is x  # the same dtype: the same tensor, as torch
+    i = x.to(np.int64)
+    assert i.dtype == np.int64 and not i.requires_grad  # an integer cast is a constant
+    with pytest.raises(TypeError, match="expected a dtype"):
+        x.to("cuda")
