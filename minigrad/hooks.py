@@ -121,12 +121,17 @@ def grad(
     grad_outputs: Any = None,
     retain_graph: bool = False,
     allow_unused: bool = False,
+    create_graph: bool = False,
 ) -> tuple[np.ndarray | None, ...]:
     """dL/d(input) for each input, summed over ``outputs`` (each weighted by its grad_output),
     as ``torch.autograd.grad``; returns numpy arrays and touches no ``.grad``."""
     from .tensor import Tensor, backward
 
     global active, collecting
+    if create_graph:
+        raise NotImplementedError(
+            "mg.grad(create_graph=True): higher-order gradients are not supported (VJPs run on numpy arrays)"
+        )
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     gos = [None] * len(outs) if grad_outputs is None else _as_list(grad_outputs, Tensor)

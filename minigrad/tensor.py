@@ -22,7 +22,8 @@ No recursion anywhere: a 100,000-step unroll backprops like a 10-step one.
 
 What is not the idea lives next door and is entered from here by one call or one flag:
 ``checks.py`` (a freed graph, inputs written in place after use, anomaly mode),
-``gradnorms.py`` (‖δ‖ per node, for pictures) and ``accumulate.py`` (summing many δ in place).
+``gradnorms.py`` (‖δ‖ per node, for pictures), ``accumulate.py`` (summing many δ in place) and
+``hooks.py`` (``register_hook`` and ``mg.grad``); Python's protocols live in ``protocols.py``.
 """
 
 from __future__ import annotations

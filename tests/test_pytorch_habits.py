@@ -329,6 +329,8 @@ def test_mg_grad_weights_outputs_by_grad_outputs_and_reports_unused_inputs():
     mg.grad(loss, x)
     with pytest.raises(mg.GraphFreedError):  # retain_graph=False frees the graph, as backward does
         loss.backward()
+    with pytest.raises(NotImplementedError, match="higher-order gradients are not supported"):
+        mg.grad((x * x).sum(), x, create_graph=True)
 
 
 # ---------------------------------------------------------------------------
