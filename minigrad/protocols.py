@@ -13,7 +13,7 @@ Comparisons: ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` give constant boolean 
 (``mg.where(x == 2, 1.0, 0.0)``). Hashing stays by identity, as torch's: tensors work as
 dict keys and set members; use ``is`` (not ``in`` / ``.index``) to find a tensor in a list.
 
-In place: ``+=  -=  *=  /=  **=`` follow PyTorch:
+In place: ``+=  -=  *=  /=  **=`` (and ``add_``, ``sub_``, ``mul_``, ``div_``, ``pow_``) follow PyTorch:
 
 * nothing to record (grad mode off, or no operand requires grad): the array is written in
   place (``with mg.no_grad(): p -= lr * p.grad`` trains) and the write is counted
@@ -23,6 +23,9 @@ In place: ``+=  -=  *=  /=  **=`` follow PyTorch:
   and the tensor becomes its result, keeping its identity (``h += x`` in a forward pass, ``acc +=
   loss``). Its array is then a new one: numpy views of the old value keep the old value (a torch
   view would follow it), and the nodes that saved the old value keep it, so gradients are right.
+
+``fill_(v)`` and ``zero_()`` write in place outside the graph only (under ``no_grad``, or on a
+tensor that takes no gradient); on a tensor that requires grad with grad mode on they raise.
 
 numpy: ``np.asarray(t)`` is ``t``'s values, detached (no gradient flows through numpy; torch
 refuses this for tensors that require grad, minigrad documents it instead, so that plotting and
@@ -149,6 +152,15 @@ def _inplace(symbol: str, op: Callable, ufunc: np.ufunc) -> Callable:
     return method
 
 
+def _fill(t: Tensor, value: Any) -> Tensor:
+    """``t.fill_(v)`` / ``t.zero_()``: every element set to v in place, outside the graph only."""
+    if is_grad_enabled() and t.requires_grad:
+        what = "a leaf tensor that requires grad" if t._edge is None else "a tensor made by an op"
+        raise RuntimeError(f"fill_/zero_ on {what} while grad mode is on: do it under mg.no_grad()")
+    _write(t, "fill_", lambda a, v, out, casting: np.copyto(out, v, casting=casting), value)
+    return t
+
+
 def _write(t: Tensor, symbol: str, ufunc: np.ufunc, other: Any) -> None:
     """t.data ∘= other in place (nothing is recorded), counted as a write (checks.py)."""
     o = other.data if isinstance(other, Tensor) else other
@@ -156,7 +168,7 @@ def _write(t: Tensor, symbol: str, ufunc: np.ufunc, other: Any) -> None:
         if isinstance(t.data, np.ndarray):
             ufunc(t.data, o, out=t.data, casting="same_kind")
         else:  # a numpy scalar (the 0-d result of a full reduction): no other tensor shares it
-            r = np.asarray(ufunc(t.data, o))
+            r = np.asarray(np.broadcast_to(o, ()) if symbol == "fill_" else ufunc(t.data, o))
             if r.shape != () or not np.can_cast(r.dtype, t.dtype, "same_kind"):
                 raise ValueError(f"the result has shape {r.shape} and dtype {r.dtype}")
             t.data = r.astype(t.dtype)
@@ -302,6 +314,9 @@ def _install() -> None:
         ("**=", "__ipow__", ops.pow, np.power),
     ):  # fmt: skip
         setattr(T, name, _inplace(symbol, op, ufunc))
+        setattr(T, f"{op.__name__}_", getattr(T, name))  # x.add_(y), x.mul_(y), …: the same rules
+    T.fill_ = _fill
+    T.zero_ = lambda self: _fill(self, 0)
     T.__array__ = _array
     T.__array_ufunc__ = _array_ufunc
     T.__array_function__ = _array_function

@@ -96,6 +96,21 @@ def test_in_place_on_a_0d_reduction_result_under_no_grad():
     assert loss.item() == 1.0
 
 
+def test_torchs_in_place_methods_follow_the_same_rules():
+    p = leaf([1.0, 2.0])
+    with mg.no_grad():
+        p.sub_(0.5).mul_(2.0)
+    np.testing.assert_array_equal(p.data, [1.0, 3.0])
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        p.add_(1.0)
+    with pytest.raises(RuntimeError, match="fill_/zero_ on a leaf tensor that requires grad.*no_grad"):
+        p.zero_()
+    with mg.no_grad():
+        p.fill_(4.0)
+    np.testing.assert_array_equal(p.data, [4.0, 4.0])
+    assert mg.Tensor(np.ones(3)).sum().zero_().item() == 0.0  # a 0-d result holding a numpy scalar
+
+
 # ---------------------------------------------------------------------------
 # Comparisons and truth
 # ---------------------------------------------------------------------------
