@@ -78,8 +78,10 @@ def test_long_range_prints_the_baseline_and_each_model(tmp_path, capsys):
 def test_truncation_trains_every_variant(tmp_path, capsys):
     run("truncation", tmp_path)
     out = capsys.readouterr().out
-    for name in ("full BPTT", "window k=2", "window k=8", "random p=0.95"):
+    for name in ("full BPTT", "truncate=2", "truncate=8", "random p=0.95"):
         assert name in out
+    assert "0..1" in out and "0..7" in out  # truncate=k: a loss reaches back 0 to k − 1 steps
+    assert "tbptt_train(k1=1, k2=k)" in out  # the notes' sliding window, named
     assert_figure(tmp_path / "truncation.png")
 
 
