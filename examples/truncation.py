@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--p", type=float, default=0.95, help="randomized truncation: keep probability")
-    p.add_argument("--windows", type=int, nargs="+", default=[5, 20, 40], help="truncate=k: detach after steps k, 2k, …")
+    p.add_argument(
+        "--windows", type=int, nargs="+", default=[5, 20, 40], help="truncate=k: detach after steps k, 2k, …"
+    )
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--test", type=int, default=500)
     args = p.parse_args(argv)
@@ -140,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     runs[f"random p={args.p}"] = lambda: models.RandomTruncation(args.p, rng_trunc)
     longest = {"full BPTT": f"{args.T - 1}"}  # the longest gradient path back from a loss, in steps
     for k in args.windows:
-        longest[f"truncate={k}"] = f"0..{k - 1}"  # cuts after steps k, 2k, …: (t − 1) mod k back, never further than k − 1
+        longest[f"truncate={k}"] = (
+            f"0..{k - 1}"  # cuts after steps k, 2k, …: (t − 1) mod k back, never further than k − 1
+        )
     longest[f"random p={args.p}"] = f"{args.T - 1} (P = p^n)"  # n steps back survive with probability p^n
 
     chance = 1 / args.keys
