@@ -85,11 +85,19 @@ def test_truncation_trains_every_variant(tmp_path, capsys):
     assert_figure(tmp_path / "truncation.png")
 
 
-def test_complexity_methods_give_the_same_gradient(tmp_path, capsys):
-    run("complexity", tmp_path)
+def test_complexity_methods_give_the_same_gradient_and_the_n_and_d_exponents_are_fitted(tmp_path, capsys):
+    found = run("complexity", tmp_path)
     out = capsys.readouterr().out
-    diffs = [float(line.split()[-1]) for line in out.splitlines() if line.strip()[:1].isdigit()]
+    table = out.split("fitted exponent (time")[0]
+    diffs = [float(line.split()[-1]) for line in table.splitlines() if line.strip()[:1].isdigit()]
     assert diffs and max(diffs) < 1e-10
+    assert found["n_diff"] < 1e-10 and found["d_diff"] < 1e-10  # the sweeps time correct gradients
+    for kind in ("n", "d"):
+        for name in ("BPTT, hand-written numpy", "BPTT, minigrad reverse mode"):
+            assert np.isfinite(found[f"{kind}: {name}"])
+        assert re.search(
+            rf"fitted exponent in {kind} .*: -?\d\.\d\d \(O\(T\(n² \+ n·d\)\): {2 if kind == 'n' else 1}\)", out
+        )
     assert_figure(tmp_path / "complexity.png")
 
 
