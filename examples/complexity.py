@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--max-path-sum", type=int, default=256, help="skip the O(T²) path sum above this T")
     p.add_argument("--min-time", type=float, default=0.5, help="seconds spent timing each point")
-    p.add_argument("--n-sizes", type=int, nargs="+", default=[32, 64, 128, 256, 512], help="hidden sizes n")
-    p.add_argument("--d-sizes", type=int, nargs="+", default=[128, 256, 512, 1024, 2048], help="input sizes d")
+    p.add_argument("--n-sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024], help="hidden sizes n")
+    p.add_argument("--d-sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096], help="input sizes d")
     p.add_argument("--size-T", type=int, default=16, help="T of the n and d sweeps")
     args = p.parse_args(argv)
     if args.quick:

@@ -259,3 +259,17 @@ def test_worked_example_follows_the_notes_line_by_line_and_sums_the_ten_step_pat
     assert abs(sum(ten["C"]) - ten["dh1"]) < 1e-12 and ten["paths"] == 55
     out = capsys.readouterr().out
     assert "Loss_2 = 10.5625" in out and "∂L/∂W_hh = 0 + (-3.25) = -3.25" in out
+
+
+def test_truncation_cost_truncate_k_costs_full_bptt_memory_chunked_tbptt_does_not(tmp_path, capsys):
+    found = run("truncation_cost", tmp_path)
+    out = capsys.readouterr().out
+    full, inside = found["full BPTT"], found["truncate=6"]
+    chunked, sliding = found["tbptt_train(k1=k, k2=k)"], found["tbptt_train(k1=1, k2=k)"]
+    assert found["same_grad"] < 1e-10  # truncate=k and chunked TBPTT: the same gradient
+    assert inside["vjps"] == full["vjps"]  # inside one unroll the backward still visits every node
+    assert inside["peak_mb"] > 0.9 * full["peak_mb"]  # and the whole graph is alive
+    assert chunked["peak_mb"] < 0.5 * full["peak_mb"]  # one chunk at a time (T = 120, k = 6)
+    assert sliding["vjps"] > 5 * chunked["vjps"]  # the notes' window runs every step k times
+    assert "give the same gradient" in out and "VJPs" in out
+    assert_figure(tmp_path / "truncation_cost.png")
