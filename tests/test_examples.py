@@ -102,10 +102,15 @@ def test_complexity_methods_give_the_same_gradient_and_the_n_and_d_exponents_are
 
 
 def test_window_one_keeps_only_the_diagonal_for_the_rnn_and_everything_for_attention(tmp_path, capsys):
-    run("window_one", tmp_path)
+    found = run("window_one", tmp_path)
     out = capsys.readouterr().out
-    assert "tanh RNN        window 1            6 of 21" in out  # T = 6: only the 6 pairs (t, t)
-    assert "attention RNN   window 1           21 of 21" in out
+    assert "tanh RNN        window 1                          6 of 21" in out  # T = 6: only the 6 pairs (t, t)
+    assert "attention RNN   window 1                         21 of 21" in out
+    assert "input attention window 1                         21 of 21" in out  # the live cache reaches the past
+    assert "input attention window 1, cache detached          6 of 21" in out  # a detached cache: window 1
+    split = found["split"]
+    assert split["sum_err"] < 1e-12  # recurrent part + shortcut part = the full gradient
+    assert split["ratio_far"] < split["ratio_near"]  # the recurrent part decays with τ, the shortcut does not
     assert_figure(tmp_path / "window_one.png")
 
 
