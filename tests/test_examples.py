@@ -44,6 +44,10 @@ def test_worked_example_prints_the_notes_numbers_from_every_method(tmp_path, cap
     out = capsys.readouterr().out
     assert "12.8125" in out and "-12.7500" in out and "-25.7500" in out
     assert "largest difference between the four ways: 0.0e+00" in out
+    import viz
+
+    if viz.available_renderer("png") is not None:  # system dot, or the WebAssembly Graphviz + cairosvg
+        assert (tmp_path / "worked_example.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_differentiable_physics_gradients_pass_gradcheck_and_the_figure_is_written(tmp_path, capsys):
