@@ -133,6 +133,7 @@ def plot(res: dict, ways: list, args) -> None:
             ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
         ax.set(xlabel=label)
         ax.set_xlim(0, max(vals) * 1.25)
+        ax.locator_params(axis="x", nbins=4)  # a few round ticks: long labels do not overlap
         ax.invert_yaxis()
     for ax in axes[1:]:
         ax.set_yticklabels([])
