@@ -13,6 +13,13 @@ BPTT shares the products: one backward sweep
 visits each step once: O(T). Real-time recurrent learning (forward mode) carries ∂h_t/∂θ forward
 instead: O(T) too, but each step costs O(H⁴) for W_hh instead of O(H²).
 
+Per step the forward and the backward cost O(n² + n·d) for hidden size n and input size d
+(W_hh h_{t−1} is n × n, W_ih x_t is n × d), so one gradient costs O(T(n² + n·d)). The second
+part of the script checks the n and d in that formula too: at fixed T it times the
+hand-written BPTT and minigrad's reverse mode for growing n (d small: time ∝ n², exponent 2)
+and for growing d (d ≫ n: time ∝ n·d, exponent 1), a batch of 32 so that the matrix
+products, not Python's per-op overhead, dominate.
+
 The script times, for growing T, the hand-written references in ``models/reference.py``
 (``path_sum_grads``, ``rnn_bptt``, ``rtrl_grads``) and minigrad's generic reverse mode on
 ``models.RNN``, checks that all four give the same gradient, prints the fitted exponent
@@ -47,16 +54,53 @@ def best_time(fn, min_time: float, max_repeat: int = 50) -> float:
     return best
 
 
-def main(argv: list[str] | None = None) -> None:
+def fit_exponent(sizes, times, above=None) -> float:
+    """Least-squares slope of log(time) against log(size), over sizes ≥ ``above`` (default: the median)."""
+    x, y = np.array(sizes, float), np.array(times, float)
+    ok = np.isfinite(y) & (x >= (np.median(x) if above is None else above))
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 2 else float("nan")
+
+
+def size_sweep(kind: str, sizes, fixed: int, T: int, B: int, min_time: float, seed: int) -> dict:
+    """CPU seconds per gradient of hand-written BPTT and minigrad for n (kind "n") or d (kind "d") in sizes."""
+    names = ("BPTT, hand-written numpy", "BPTT, minigrad reverse mode")
+    out: dict = {n: [] for n in names}
+    out["diff"] = 0.0
+    rng = np.random.default_rng(seed)
+    for size in sizes:
+        H, I = (size, fixed) if kind == "n" else (fixed, size)
+        rnn = models.RNN(I, H, rng=rng)
+        params = {k[: -len("_l0")]: v for k, v in rnn.state_dict().items()}
+        x, dout = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, H))
+
+        def by_minigrad():
+            rnn.zero_grad()
+            out_, _ = rnn(x)
+            (out_ * dout).sum().backward()
+            return {k[: -len("_l0")]: p.grad for k, p in rnn.named_parameters()}
+
+        ref = reference.rnn_bptt(params, x, None, dout).grads
+        mine = by_minigrad()
+        out["diff"] = max(out["diff"], max(float(np.abs(mine[k] - ref[k]).max()) for k in params))
+        out[names[0]].append(best_time(lambda: reference.rnn_bptt(params, x, None, dout), min_time))
+        out[names[1]].append(best_time(by_minigrad, min_time))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
     p.add_argument("--lengths", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256, 512])
     p.add_argument("--hidden", type=int, default=16)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--max-path-sum", type=int, default=256, help="skip the O(T²) path sum above this T")
     p.add_argument("--min-time", type=float, default=0.5, help="seconds spent timing each point")
+    p.add_argument("--n-sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024], help="hidden sizes n")
+    p.add_argument("--d-sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096], help="input sizes d")
+    p.add_argument("--size-T", type=int, default=16, help="T of the n and d sweeps")
     args = p.parse_args(argv)
     if args.quick:
         args.lengths, args.hidden, args.min_time = [4, 8, 16], 4, 0.01
+        args.n_sizes, args.d_sizes, args.size_T = [16, 32, 64, 128], [64, 128, 256, 512], 4
     rng = np.random.default_rng(args.seed)
     H, B, I = args.hidden, args.batch, 4
     rnn = models.RNN(I, H, rng=rng)
@@ -102,14 +146,36 @@ def main(argv: list[str] | None = None) -> None:
         ok = np.isfinite(ts) & (Ts >= np.median(Ts))
         slope = np.polyfit(np.log(Ts[ok]), np.log(ts[ok]), 1)[0] if ok.sum() >= 2 else float("nan")
         print(f"  {name:30} slope {slope:4.2f}")
-    plot(args.lengths, times, H, args.out)
+    found: dict = {"T_diff": diff}
+
+    B2 = 32
+    print(f"\nthe n and d of O(T(n² + n·d)): T = {args.size_T}, batch {B2}; CPU seconds per gradient")
+    sweeps = {
+        "n": size_sweep("n", args.n_sizes, 8, args.size_T, B2, args.min_time, args.seed),
+        "d": size_sweep("d", args.d_sizes, 64, args.size_T, B2, args.min_time, args.seed),
+    }
+    for kind, sizes, fixed, expect in (("n", args.n_sizes, "d = 8", 2), ("d", args.d_sizes, "n = 64", 1)):
+        sw = sweeps[kind]
+        print(f"  {kind:>5} ({fixed})  " + "  ".join(f"{n[:25]:>25}" for n in list(sw)[:2]))
+        for i, size in enumerate(sizes):
+            print(f"  {size:13d}  " + "  ".join(f"{sw[n][i]:25.5f}" for n in list(sw)[:2]))
+        for name in list(sw)[:2]:
+            slope = fit_exponent(sizes, sw[name])
+            found[f"{kind}: {name}"] = slope
+            print(
+                f"  fitted exponent in {kind} (larger half of the sizes), {name}: {slope:4.2f} (O(T(n² + n·d)): {expect})"
+            )
+        print(f"  max |Δ grad| minigrad vs hand-written: {sw['diff']:.1e}")
+        found[f"{kind}_diff"] = sw["diff"]
+    plot(args.lengths, times, H, args.out, sweeps, args.n_sizes, args.d_sizes, args.size_T)
+    return found
 
 
-def plot(lengths, times: dict, H: int, out) -> None:
+def plot(lengths, times: dict, H: int, out, sweeps: dict, n_sizes, d_sizes, size_T: int) -> None:
     plt = _common.pyplot()
     if plt is None:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, ax_n, ax_d) = plt.subplots(1, 3, figsize=(17, 4.5))
     T = np.array(lengths, float)
     for (name, ts), marker in zip(times.items(), "osv^"):
         ax.loglog(T, ts, marker + "-", label=name)
@@ -122,6 +188,19 @@ def plot(lengths, times: dict, H: int, out) -> None:
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    for axis, kind, sizes, fixed, power in ((ax_n, "n", n_sizes, "d = 8", 2), (ax_d, "d", d_sizes, "n = 64", 1)):
+        S = np.array(sizes, float)
+        for (name, ts), marker in zip(list(sweeps[kind].items())[:2], "v^"):
+            axis.loglog(S, ts, marker + "-", label=f"{name} (exponent {fit_exponent(sizes, ts):.2f})")
+        ref = np.array(sweeps[kind]["BPTT, hand-written numpy"])
+        axis.loglog(S, ref[-1] * (S / S[-1]) ** power, ":", color="grey", label=f"∝ {kind}^{power} (guide)")
+        axis.set(
+            xlabel=f"{'hidden size n' if kind == 'n' else 'input size d'} ({fixed})", ylabel="CPU seconds per gradient"
+        )
+        axis.set_title(f"cost against {kind}: T = {size_T}, batch 32", fontsize=11)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
     _common.save_figure(fig, out / "complexity.png")
 
 

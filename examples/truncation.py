@@ -1,4 +1,13 @@
-"""Truncated BPTT: a window shorter than the dependency cannot learn it; randomized truncation can.
+"""Truncated BPTT: a reach shorter than the dependency cannot learn it; randomized truncation can.
+
+Two things are called "window k" in the literature, and they differ:
+
+* ``truncate=k`` (used here, "blocks of k"): the state is detached after steps k, 2k, …; a loss
+  at step t reaches back (t − 1) mod k steps, anything from 0 to k − 1 depending on where t
+  falls in its block;
+* the lecture notes' sliding window of k steps: every loss reaches back exactly k − 1 steps
+  (k states). That is ``models.tbptt_train(k1=1, k2=k)``: one update per step, each
+  backpropagated through the last k steps (examples/truncation_bias.py measures both).
 
 The task: a sequence of T noise symbols hides one key symbol (one of K) at a random step s; at
 step s + D a query marker appears and the model must answer the key. Only the query step has a
@@ -12,10 +21,10 @@ state, and the gradient, survive 30 steps. Truncation cuts that product. The sam
 trained five ways (``truncate=`` of models.GRU):
 
 * full BPTT (no cut);
-* fixed windows k = 5 and k = 20 (state detached after steps k, 2k, …): a loss at step t reaches
-  back at most k − 1 steps, never the D = 30 it needs — these cannot learn the task;
-* fixed windows k = 40: the gradient reaches 30 back whenever the query falls late enough in
-  its window (a quarter of the time), which is enough;
+* blocks of k = 5 and k = 20 (``truncate=k``: state detached after steps k, 2k, …): a loss at
+  step t reaches back at most k − 1 steps, never the D = 30 it needs — these cannot learn the task;
+* blocks of k = 40: the gradient reaches 30 back whenever the query falls late enough in
+  its block (a quarter of the time), which is enough;
 * randomized truncation, p = 0.95 (``models.RandomTruncation``): after each step keep the path
   with probability p and scale its gradient by 1/p, cut it otherwise. Its mean window is
   1/(1 − p) = 20 steps, like k = 20, but the gradient is unbiased: E[Π_j b_j/p] = 1, so on
@@ -117,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--p", type=float, default=0.95, help="randomized truncation: keep probability")
-    p.add_argument("--windows", type=int, nargs="+", default=[5, 20, 40], help="fixed windows k")
+    p.add_argument(
+        "--windows", type=int, nargs="+", default=[5, 20, 40], help="truncate=k: detach after steps k, 2k, …"
+    )
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--test", type=int, default=500)
     args = p.parse_args(argv)
@@ -127,11 +138,13 @@ def main(argv: list[str] | None = None) -> None:
     rng_trunc = np.random.default_rng(args.seed + 7)
     runs = {"full BPTT": lambda: None}
     for k in args.windows:
-        runs[f"window k={k}"] = lambda k=k: k
+        runs[f"truncate={k}"] = lambda k=k: k
     runs[f"random p={args.p}"] = lambda: models.RandomTruncation(args.p, rng_trunc)
     longest = {"full BPTT": f"{args.T - 1}"}  # the longest gradient path back from a loss, in steps
     for k in args.windows:
-        longest[f"window k={k}"] = f"{k - 1}"  # cuts after steps k, 2k, …: never further than k − 1
+        longest[f"truncate={k}"] = (
+            f"0..{k - 1}"  # cuts after steps k, 2k, …: (t − 1) mod k back, never further than k − 1
+        )
     longest[f"random p={args.p}"] = f"{args.T - 1} (P = p^n)"  # n steps back survive with probability p^n
 
     chance = 1 / args.keys
@@ -151,7 +164,11 @@ def main(argv: list[str] | None = None) -> None:
         f"The task needs a path of {args.D} steps. VJPs/update: nodes the backward visits; nonzero: those whose "
         "gradient is not all zeros. Inside one unroll the backward still visits the cut-off steps (the output "
         "stack hands them zero gradients), so truncation saves little time here; its saving is memory when "
-        f"streaming: a window k keeps k steps, the randomized one on average 1/(1 − p) = {1 / (1 - args.p):.0f}."
+        f"streaming: a block of k keeps k steps, the randomized one on average 1/(1 − p) = {1 / (1 - args.p):.0f}."
+    )
+    print(
+        "truncate=k cuts after steps k, 2k, …, so a loss reaches back 0..k−1 steps (its place in the block); "
+        "the notes' sliding window of k (every loss k−1 steps back) is models.tbptt_train(k1=1, k2=k)."
     )
     plot(results, chance, args)
 

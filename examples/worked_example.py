@@ -17,8 +17,9 @@ The script builds these equations on minigrad (each step in its own scope, so th
 groups it), asks for δh_t with ``retain_grad``, runs ``backward``, and prints every number next
 to the hand-written BPTT and the O(T²) path sum of ``models.reference.worked_example()``, and
 next to ``models.RNN(nonlinearity="identity")`` given the same weights. Then it prints the tape
-(the Wengert list) and renders the unrolled graph with ``viz.render_graph`` (PNG needs Graphviz's
-``dot``; without it only the SVG is written, through the WebAssembly Graphviz).
+(the Wengert list) and renders the unrolled graph with ``viz.render_graph`` as SVG and PNG: with
+Graphviz's ``dot`` when installed, else with the WebAssembly Graphviz (``minigrad[wasm]``) and,
+for the PNG, cairosvg (``minigrad[png]``); with no renderer at all it says so and goes on.
 
 Then it follows the notes line by line: ŷ_t, Loss_1 = 2.25 and Loss_2 = 10.5625, ∂Loss_1/∂h_1 = −3
 (a backward of Loss_1 alone), and the per-step contributions to the shared weights,

@@ -10,7 +10,7 @@ architectures from the lecture notes, and readouts/losses for sequence tasks.
 (``models.reference`` holds hand-written numpy BPTT to check all of this against.)
 """
 
-from .architectures import AttentionRNN, ResidualRNN, SkipRNN, orthogonal_init_
+from .architectures import AttentionRNN, InputAttentionRNN, ResidualRNN, SkipRNN, orthogonal_init_
 from .cells import GRUCell, LSTMCell, RNNCell, gru_step, lstm_step, rnn_step
 from .heads import LastStepRegression, Readout, last_step, sequence_cross_entropy
 from .rnn import GRU, LSTM, RNN, StepStates

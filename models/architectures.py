@@ -8,6 +8,8 @@ Each changes how gradients travel back in time:
 * skip:       h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh + W_skip h_{t-d})
               a second edge h_{t-d} → h_t: a gradient reaches d steps back in one hop.
 * attention:  c_t = Σ_{k<t} α_{t,k} h_k gives step t a path of length 1 to every earlier state.
+* attention over the inputs (the notes' form): c_t = Σ_{k≤t} α_{t,k} x_k next to the
+              recurrence, so ∂ℓ_t/∂x_s = (recurrent path) + (shortcut through c_t).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .cells import NONLINEARITIES, _as_input, _float_dtype, _positive_int
 from .rnn import RNN
 from .truncation import TruncationPolicy, as_truncation
 
-__all__ = ["ResidualRNN", "SkipRNN", "AttentionRNN", "orthogonal_init_"]
+__all__ = ["ResidualRNN", "SkipRNN", "AttentionRNN", "InputAttentionRNN", "orthogonal_init_"]
 
 
 def orthogonal_init_(module: Module, gain: float = 1.0, rng: np.random.Generator | int | None = None) -> Module:
@@ -271,3 +273,106 @@ class AttentionRNN(Module):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+
+
+class InputAttentionRNN(Module):
+    """The lecture notes' attention RNN: an Elman RNN whose output also reads the inputs.
+
+        h_t     = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)            (the recurrence)
+        α_{t,k} = softmax_k( (W_q h_t) · x_k / √I ),  k = 1 … t           (scores of x_k for step t)
+        c_t     = Σ_{k≤t} α_{t,k} x_k                                     (context: the inputs themselves)
+        y_t     = W_hy h_t + W_cy c_t + b_y                               (the output)
+
+    x_k is both key and value: the cache of step t is x_1 … x_t. A loss ℓ_t(y_t) then reaches x_s
+    two ways: through h_s → … → h_t (the recurrent path, a product of t − s step Jacobians) and
+    through c_t directly (the shortcut, one hop for any t − s).
+
+    Parameters weight_ih (H, I), weight_hh (H, H), weight_q (I, H), weight_hy (O, H),
+    weight_cy (O, I), bias_ih, bias_hh, bias_y, uniform ±1/√H. ``forward(x, h0=None,
+    truncate=None, cut=None, detach_cache=False, return_attention=False)`` → (y (T, B, O), h_n
+    (1, B, H)) (+ the attention weights: T arrays (B, t)). Input (T, B, I), (B, T, I) with
+    batch_first, or (T, I). The forward values never change; only where gradients flow:
+
+    * ``truncate`` cuts the recurrent path h_{t-1} → h_t as in the layers;
+    * ``cut="recurrent"`` feeds the recurrence x.detach() (only the shortcut reaches x),
+      ``cut="shortcut"`` feeds the attention x.detach() (only the recurrent path reaches x):
+      the two input gradients add up to the full one;
+    * ``detach_cache=True`` reads the cache entries x_k, k < t, as constants (a KV cache kept
+      from earlier steps, not differentiated), while step t's own x_t stays live.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int | None = None,
+        bias: bool = True,
+        batch_first: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ):
+        super().__init__()
+        self.input_size = I = _positive_int("InputAttentionRNN", "input_size", input_size)
+        self.hidden_size = H = _positive_int("InputAttentionRNN", "hidden_size", hidden_size)
+        O = H if output_size is None else output_size  # noqa: E741
+        self.output_size = O = _positive_int("InputAttentionRNN", "output_size", O)  # noqa: E741
+        self.batch_first, self.bias = bool(batch_first), bool(bias)
+        self.dtype = _float_dtype("InputAttentionRNN", dtype)
+        rng, k = init._rng(rng), 1.0 / math.sqrt(H)
+        shapes = {
+            "weight_ih": (H, I),
+            "weight_hh": (H, H),
+            "weight_q": (I, H),
+            "weight_hy": (O, H),
+            "weight_cy": (O, I),
+        }
+        if self.bias:
+            shapes.update(bias_ih=(H,), bias_hh=(H,), bias_y=(O,))
+        for name, shape in shapes.items():
+            setattr(self, name, Parameter(rng.uniform(-k, k, shape).astype(self.dtype)))
+
+    def forward(
+        self,
+        x: Any,
+        h0: Any = None,
+        truncate: int | TruncationPolicy | None = None,
+        cut: str | None = None,
+        detach_cache: bool = False,
+        return_attention: bool = False,
+    ) -> tuple:
+        if cut not in (None, "recurrent", "shortcut"):
+            raise ValueError(f"InputAttentionRNN: cut must be None, 'recurrent' or 'shortcut', got {cut!r}")
+        I, H = self.input_size, self.hidden_size
+        x, h, batched = _time_major("InputAttentionRNN", x, h0, I, H, self.dtype, self.batch_first)
+        T, B, _ = x.shape
+        policy = as_truncation(truncate)
+        x_rec = x.detach() if cut == "recurrent" else x  # what the recurrence reads
+        x_att = x.detach() if cut == "shortcut" else x  # what the attention reads
+        with mg.scope("l0"):
+            xw = x_rec.reshape(T * B, I) @ self.weight_ih.T  # all input projections at once
+            if self.bias:
+                xw = xw + (self.bias_ih + self.bias_hh)
+            xws, xs = mg.unbind(xw.reshape(T, B, H)), mg.unbind(x_att)
+            frozen = mg.unbind(x_att.detach()) if detach_cache else xs  # the cache kept as constants
+            W_hhT, W_qT, scale = self.weight_hh.T, self.weight_q.T, 1.0 / math.sqrt(I)
+            ys, hs, weights = [], [], []
+            for t, xw_t in enumerate(xws, start=1):
+                with mg.scope(f"t={t}"):
+                    h_t = mg.tanh(xw_t + h @ W_hhT)  # h_t = tanh(W_ih x_t + b + W_hh h_{t-1})
+                    cache = mg.stack([*frozen[: t - 1], xs[t - 1]], axis=1)  # (B, t, I): x_1 … x_t
+                    q = (h_t @ W_qT).reshape(B, I, 1)  # q_t = W_q h_t
+                    alpha = mg.softmax((cache @ q).reshape(B, t) * scale, axis=-1)  # α_{t,k}
+                    c = (alpha.reshape(B, 1, t) @ cache).reshape(B, I)  # c_t = Σ_k α_{t,k} x_k
+                    y = h_t @ self.weight_hy.T + c @ self.weight_cy.T  # y_t = W_hy h_t + W_cy c_t + b_y
+                    if self.bias:
+                        y = y + self.bias_y
+                ys.append(y)
+                hs.append(h_t)
+                weights.append(alpha.data)
+                h = policy.carry(t, h_t) if policy is not None and t < T else h_t
+        out, _ = _outputs(ys, batched, self.batch_first)
+        _, h_n = _outputs(hs, batched, self.batch_first)
+        return (out, h_n, weights) if return_attention else (out, h_n)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, output_size={self.output_size}, bias={self.bias}"

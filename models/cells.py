@@ -209,6 +209,14 @@ class GRUCell(_CellBase):
 
     r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz)
     n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 − z) ⊙ n + z ⊙ h
+
+    The gate convention: z weighs the OLD state, so z → 1 keeps h and z → 0 writes the
+    candidate n. The lecture notes write it both ways (note 000: h' = (1 − z) ⊙ h + z ⊙ n;
+    note 003: the form above); the two are the same model with z replaced by 1 − z, so the
+    only thing that differs is the meaning of the weights. minigrad uses the form above
+    because PyTorch's ``nn.GRU`` does: a ``state_dict`` then loads into torch unchanged and
+    gives the same h'. For the other convention, read z as 1 − z (flip the signs of the z
+    rows of weight_ih, weight_hh and their biases).
     """
 
     gates = 3

@@ -455,7 +455,8 @@ SCALING_METHODS = ("path-sum", "bptt", "minigrad")
 
 @dataclass
 class ScalingPoint:
-    """Times (seconds; None = skipped) of each method at one T, and how far path sum / minigrad are from BPTT."""
+    """CPU times (seconds, time.process_time; None = skipped) of each method at one T, and how far path
+    sum / minigrad are from BPTT."""
 
     T: int
     seconds: dict[str, float | None]
@@ -478,12 +479,16 @@ def _linear_rnn(sizes: Sizes, seed: int) -> dict[str, np.ndarray]:
 
 
 def _time_enough(fn: Callable[[], Any], repeat: int, min_total: float = 0.3) -> tuple[Any, float]:
-    """Best time of up to ``repeat`` runs, stopping once ``min_total`` seconds were spent."""
+    """Best CPU time of up to ``repeat`` runs, stopping once ``min_total`` CPU seconds were spent.
+
+    CPU time of this process (``time.process_time``), not wall clock: on a busy machine other
+    programs stretch wall time by whatever share of the cores they take, and a slope fitted to
+    wall times swings with the load; CPU time moves much less (as in examples/complexity.py)."""
     best, spent, result = math.inf, 0.0, None
     for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         result = fn()
-        dt = time.perf_counter() - t0
+        dt = time.process_time() - t0
         best, spent = min(best, dt), spent + dt
         if spent >= min_total:
             break
@@ -498,7 +503,7 @@ def scaling_check(
     repeat: int = 3,
     progress: Progress | None = None,
 ) -> list[ScalingPoint]:
-    """Time ∂L/∂θ of the linear RNN with ℓ_t = ½‖h_t‖² by the path sum, BPTT and minigrad.
+    """CPU-time ∂L/∂θ of the linear RNN with ℓ_t = ½‖h_t‖² by the path sum, BPTT and minigrad.
 
     The path sum runs while its predicted time (last time × (T/T_last)²) stays under ``budget``
     seconds; BPTT and minigrad run at every T. ``progress``, when given, is called before each T.

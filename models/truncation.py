@@ -4,9 +4,12 @@ Steps are numbered t = 1..T. A truncation policy decides, after step t, what sta
 carried into step t+1:
 
 * full BPTT (``truncate=None``): h_t itself, no cut;
-* fixed windows (``truncate=k`` or ``FixedTruncation(k)``): h_t.detach() whenever t is a
+* fixed blocks (``truncate=k`` or ``FixedTruncation(k)``): h_t.detach() whenever t is a
   positive multiple of k (t = k, 2k, …), h_t otherwise. h_0 is never cut; for the LSTM
-  both h and c are cut; a reverse direction counts steps in its own processing order;
+  both h and c are cut; a reverse direction counts steps in its own processing order.
+  A loss at step t then reaches back (t − 1) mod k steps: 0 to k − 1, by its place in the
+  block. This is not the lecture notes' sliding window of k steps, where every loss reaches
+  back exactly k − 1 steps; that one is ``tbptt_train(k1=1, k2=k)``;
 * randomized (``RandomTruncation(p, rng)``): at each step keep the path with probability p
   and scale its gradient by 1/p (``scale_grad``), cut it otherwise. Every gradient path
   through s carried states picks up Π b_j / p with independent b_j ~ Bernoulli(p), whose
@@ -137,7 +140,10 @@ class TruncationPolicy(Protocol):
 
 
 class FixedTruncation:
-    """Fixed windows: detach the state after steps t = k, 2k, … (``truncate=k`` on the layers)."""
+    """Fixed blocks: detach the state after steps t = k, 2k, … (``truncate=k`` on the layers).
+
+    A loss at step t reaches back (t − 1) mod k steps (0 to k − 1). The notes' sliding window,
+    every loss exactly k − 1 steps back, is ``tbptt_train(k1=1, k2=k)`` instead."""
 
     def __init__(self, k: int):
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -222,6 +228,8 @@ def tbptt_train(
     saved, detached, at the window's start; then ``optimizer.step()``. With k2 = k1 (the
     default) windows do not overlap, every step runs forward once, and the gradients are
     those of ``truncate=k1``; with k2 > k1 the overlap is recomputed with the current parameters.
+    k1 = 1, k2 = k is the lecture notes' sliding window: every step's loss is backpropagated
+    through exactly its last k steps.
     (A last, shorter chunk keeps the k2 − k1 steps of look-back.)
 
     model(x_chunk, state) -> (out, state), time-major (T, B, …), like the layers here.

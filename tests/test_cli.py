@@ -41,6 +41,29 @@ def test_render_writes_the_dot_source_of_every_model(model, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+def test_render_random_truncate_draws_each_random_cut_and_each_kept_scaled_path(tmp_path, capsys):
+    out = tmp_path / "rnn.dot"
+    assert cli.main(["render", "--model", "rnn", "--steps", "12", "--random-truncate", "0.5", "-o", str(out)]) == 0
+    src, printed = out.read_text(), capsys.readouterr().out
+    cuts = int(re.search(r"random truncation p=0.5 \((\d+) cuts\)", printed).group(1))
+    assert 0 < cuts < 11  # 11 carries between 12 steps; the seed gives some of each
+    assert src.count("xlabel=cut") == cuts  # every random cut is a dashed "cut" edge in the picture
+    assert src.count("<b>scale_grad</b>") == 11 - cuts  # every kept path is scaled by 1/p
+    again = tmp_path / "again.dot"
+    assert cli.main(["render", "--model", "rnn", "--steps", "12", "--random-truncate", "0.5", "-o", str(again)]) == 0
+    assert f"({cuts} cuts)" in capsys.readouterr().out  # the draws come from --seed: the same cuts twice
+    assert again.read_text().count("xlabel=cut") == cuts
+
+
+def test_render_refuses_both_truncations_and_a_probability_outside_0_1(tmp_path, capsys):
+    args = ["render", "--truncate", "2", "--random-truncate", "0.5", "-o", str(tmp_path / "x.dot")]
+    assert cli.main(args) == 2
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["render", "--random-truncate", "1.5", "-o", str(tmp_path / "x.dot")])
+    assert "keep probability in (0, 1]" in capsys.readouterr().err
+
+
 def test_render_step_level_with_gradients(tmp_path):
     out = tmp_path / "lstm.dot"
     assert (

@@ -219,7 +219,26 @@ def test_compare_scaling_prints_times_and_slopes_and_writes_the_plot(tmp_path, c
     )
     out = capsys.readouterr().out
     assert "log-log slope" in out and "path-sum" in out and out.strip().splitlines()[-1].startswith("PASS")
+    assert "CPU time" in out and "process_time" in out  # the table says what it timed
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scaling_times_are_cpu_time_not_wall_clock(monkeypatch):
+    import types
+
+    clock = {"cpu": 0.0, "wall": 0.0}
+
+    def cpu():
+        clock["cpu"] += 1.0  # each reading of the CPU clock advances it by 1 s
+        return clock["cpu"]
+
+    def wall():
+        clock["wall"] += 100.0  # the wall clock runs 100 times faster: a busy machine
+        return clock["wall"]
+
+    monkeypatch.setattr(compare, "time", types.SimpleNamespace(process_time=cpu, perf_counter=wall, time=wall))
+    _, best = compare._time_enough(lambda: None, repeat=3)
+    assert best == 1.0
 
 
 def test_a_case_that_raises_becomes_a_fail_row_naming_the_error(monkeypatch, capsys):

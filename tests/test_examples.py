@@ -44,6 +44,10 @@ def test_worked_example_prints_the_notes_numbers_from_every_method(tmp_path, cap
     out = capsys.readouterr().out
     assert "12.8125" in out and "-12.7500" in out and "-25.7500" in out
     assert "largest difference between the four ways: 0.0e+00" in out
+    import viz
+
+    if viz.available_renderer("png") is not None:  # system dot, or the WebAssembly Graphviz + cairosvg
+        assert (tmp_path / "worked_example.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_differentiable_physics_gradients_pass_gradcheck_and_the_figure_is_written(tmp_path, capsys):
@@ -78,24 +82,39 @@ def test_long_range_prints_the_baseline_and_each_model(tmp_path, capsys):
 def test_truncation_trains_every_variant(tmp_path, capsys):
     run("truncation", tmp_path)
     out = capsys.readouterr().out
-    for name in ("full BPTT", "window k=2", "window k=8", "random p=0.95"):
+    for name in ("full BPTT", "truncate=2", "truncate=8", "random p=0.95"):
         assert name in out
+    assert "0..1" in out and "0..7" in out  # truncate=k: a loss reaches back 0 to k − 1 steps
+    assert "tbptt_train(k1=1, k2=k)" in out  # the notes' sliding window, named
     assert_figure(tmp_path / "truncation.png")
 
 
-def test_complexity_methods_give_the_same_gradient(tmp_path, capsys):
-    run("complexity", tmp_path)
+def test_complexity_methods_give_the_same_gradient_and_the_n_and_d_exponents_are_fitted(tmp_path, capsys):
+    found = run("complexity", tmp_path)
     out = capsys.readouterr().out
-    diffs = [float(line.split()[-1]) for line in out.splitlines() if line.strip()[:1].isdigit()]
+    table = out.split("fitted exponent (time")[0]
+    diffs = [float(line.split()[-1]) for line in table.splitlines() if line.strip()[:1].isdigit()]
     assert diffs and max(diffs) < 1e-10
+    assert found["n_diff"] < 1e-10 and found["d_diff"] < 1e-10  # the sweeps time correct gradients
+    for kind in ("n", "d"):
+        for name in ("BPTT, hand-written numpy", "BPTT, minigrad reverse mode"):
+            assert np.isfinite(found[f"{kind}: {name}"])
+        assert re.search(
+            rf"fitted exponent in {kind} .*: -?\d\.\d\d \(O\(T\(n² \+ n·d\)\): {2 if kind == 'n' else 1}\)", out
+        )
     assert_figure(tmp_path / "complexity.png")
 
 
 def test_window_one_keeps_only_the_diagonal_for_the_rnn_and_everything_for_attention(tmp_path, capsys):
-    run("window_one", tmp_path)
+    found = run("window_one", tmp_path)
     out = capsys.readouterr().out
-    assert "tanh RNN        window 1            6 of 21" in out  # T = 6: only the 6 pairs (t, t)
-    assert "attention RNN   window 1           21 of 21" in out
+    assert "tanh RNN        window 1                          6 of 21" in out  # T = 6: only the 6 pairs (t, t)
+    assert "attention RNN   window 1                         21 of 21" in out
+    assert "input attention window 1                         21 of 21" in out  # the live cache reaches the past
+    assert "input attention window 1, cache detached          6 of 21" in out  # a detached cache: window 1
+    split = found["split"]
+    assert split["sum_err"] < 1e-12  # recurrent part + shortcut part = the full gradient
+    assert split["ratio_far"] < split["ratio_near"]  # the recurrent part decays with τ, the shortcut does not
     assert_figure(tmp_path / "window_one.png")
 
 
@@ -249,3 +268,17 @@ def test_worked_example_follows_the_notes_line_by_line_and_sums_the_ten_step_pat
     assert abs(sum(ten["C"]) - ten["dh1"]) < 1e-12 and ten["paths"] == 55
     out = capsys.readouterr().out
     assert "Loss_2 = 10.5625" in out and "∂L/∂W_hh = 0 + (-3.25) = -3.25" in out
+
+
+def test_truncation_cost_truncate_k_costs_full_bptt_memory_chunked_tbptt_does_not(tmp_path, capsys):
+    found = run("truncation_cost", tmp_path)
+    out = capsys.readouterr().out
+    full, inside = found["full BPTT"], found["truncate=6"]
+    chunked, sliding = found["tbptt_train(k1=k, k2=k)"], found["tbptt_train(k1=1, k2=k)"]
+    assert found["same_grad"] < 1e-10  # truncate=k and chunked TBPTT: the same gradient
+    assert inside["vjps"] == full["vjps"]  # inside one unroll the backward still visits every node
+    assert inside["peak_mb"] > 0.9 * full["peak_mb"]  # and the whole graph is alive
+    assert chunked["peak_mb"] < 0.5 * full["peak_mb"]  # one chunk at a time (T = 120, k = 6)
+    assert sliding["vjps"] > 5 * chunked["vjps"]  # the notes' window runs every step k times
+    assert "give the same gradient" in out and "VJPs" in out
+    assert_figure(tmp_path / "truncation_cost.png")

@@ -121,3 +121,78 @@ def test_skip_rnn_rejects_a_skip_of_one_and_an_unknown_cut():
         models.SkipRNN(I, H, skip=1)
     with pytest.raises(ValueError, match="cut must be"):
         models.SkipRNN(I, H)(np.zeros((T, B, I)), cut="both")
+
+
+# ---------------------------------------------------------------------------
+# InputAttentionRNN: the notes' attention over the inputs, c_t = Σ_{k≤t} α_{t,k} x_k
+# ---------------------------------------------------------------------------
+def numpy_input_attention(params: dict, x: np.ndarray) -> np.ndarray:
+    """The notes' equations written out in numpy: h_t = tanh(W_ih x_t + b + W_hh h_{t-1}),
+    α_{t,k} = softmax_k((W_q h_t)·x_k/√I), c_t = Σ_{k≤t} α_{t,k} x_k, y_t = W_hy h_t + W_cy c_t + b_y."""
+    Tn, Bn, In = x.shape
+    h = np.zeros((Bn, params["weight_hh"].shape[0]))
+    ys = []
+    for t in range(Tn):
+        h = np.tanh(x[t] @ params["weight_ih"].T + params["bias_ih"] + params["bias_hh"] + h @ params["weight_hh"].T)
+        s = np.einsum("bki,bi->bk", x[: t + 1].transpose(1, 0, 2), h @ params["weight_q"].T) / np.sqrt(In)
+        a = np.exp(s - s.max(1, keepdims=True))
+        a /= a.sum(1, keepdims=True)
+        c = np.einsum("bk,bki->bi", a, x[: t + 1].transpose(1, 0, 2))
+        ys.append(h @ params["weight_hy"].T + c @ params["weight_cy"].T + params["bias_y"])
+    return np.stack(ys)
+
+
+def _input_grads(model, x: np.ndarray, t: int, **kw) -> np.ndarray:
+    """∂ℓ_t/∂x (T, B, I) for ℓ_t = Σ y_t (one loss step)."""
+    xt = mg.tensor(x, requires_grad=True)
+    y, _ = model(xt, **kw)
+    y[t].sum().backward()
+    return xt.grad
+
+
+def test_input_attention_rnn_computes_the_notes_equations():
+    model = models.InputAttentionRNN(I, H, output_size=5, rng=0)
+    x = np.random.default_rng(1).standard_normal((T, B, I))
+    params = {k: v.data for k, v in model.named_parameters()}
+    y, h_n = model(x)
+    np.testing.assert_allclose(y.data, numpy_input_attention(params, x), rtol=1e-12, atol=1e-12)
+    assert y.shape == (T, B, 5) and h_n.shape == (1, B, H)
+    _, _, alphas = model(x, return_attention=True)
+    assert [a.shape for a in alphas] == [(B, t) for t in range(1, T + 1)]  # step t attends over x_1 … x_t
+
+
+def test_input_attention_rnn_gradients_pass_gradcheck_for_inputs_and_parameters():
+    model = models.InputAttentionRNN(I, H, output_size=2, rng=0)
+    x = mg.tensor(np.random.default_rng(2).standard_normal((5, B, I)), requires_grad=True)
+    assert mg.gradcheck(lambda x, *ps: (model(x)[0] ** 2).sum(), [x, *model.parameters()])
+
+
+def test_input_attention_recurrent_and_shortcut_parts_add_up_to_the_full_input_gradient():
+    model = models.InputAttentionRNN(I, H, rng=0)
+    x = np.random.default_rng(3).standard_normal((T, B, I))
+    t = T - 1
+    full = _input_grads(model, x, t)
+    recurrent = _input_grads(model, x, t, cut="shortcut")  # only through h_s → … → h_t
+    shortcut = _input_grads(model, x, t, cut="recurrent")  # only through c_t
+    np.testing.assert_allclose(recurrent + shortcut, full, rtol=1e-12, atol=1e-14)
+    assert np.abs(recurrent[:t]).max() > 0 and np.abs(shortcut[:t]).max() > 0  # both reach the past
+
+
+def test_input_attention_detached_cache_with_window_one_leaves_only_each_losss_own_step():
+    model = models.InputAttentionRNN(I, H, rng=0)
+    x = np.random.default_rng(4).standard_normal((T, B, I))
+    for t in range(T):
+        g = _input_grads(model, x, t, truncate=1, detach_cache=True)
+        assert np.all(g[:t] == 0) and np.abs(g[t]).max() > 0  # ∂ℓ_t/∂x_s = 0 for every s < t: window 1
+        g_open = _input_grads(model, x, t, truncate=1)
+        assert t == 0 or np.abs(g_open[:t]).max() > 0  # the cache, live, still reaches the past
+    # without truncation the detached cache leaves exactly the recurrent part for s < t
+    t = T - 1
+    np.testing.assert_allclose(
+        _input_grads(model, x, t, detach_cache=True)[:t], _input_grads(model, x, t, cut="shortcut")[:t], atol=1e-14
+    )
+
+
+def test_input_attention_rnn_refuses_an_unknown_cut():
+    with pytest.raises(ValueError, match="cut must be None, 'recurrent' or 'shortcut'"):
+        models.InputAttentionRNN(I, H)(np.zeros((T, B, I)), cut="skip")

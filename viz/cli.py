@@ -54,7 +54,7 @@ def unrolled_loss(
     kind: str,
     steps: int,
     *,
-    truncate: int | None = None,
+    truncate: int | models.RandomTruncation | None = None,
     hidden: int = 4,
     layers: int = 1,
     input_size: int = 3,
@@ -93,12 +93,28 @@ def _positive(text: str) -> int:
     return v
 
 
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a keep probability in (0, 1], got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a keep probability in (0, 1], got {v}")
+    return v
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    truncate: Any = args.truncate
+    if args.random_truncate is not None:
+        if args.truncate:
+            print("minigrad render: give --truncate K or --random-truncate P, not both", file=sys.stderr)
+            return 2
+        truncate = models.RandomTruncation(args.random_truncate, rng=args.seed)  # cut after a step w.p. 1 − P
     loss = unrolled_loss(
         args.model,
         args.steps,
-        truncate=args.truncate,
+        truncate=truncate,
         hidden=args.hidden,
         layers=args.layers,
         input_size=args.input_size,
@@ -113,6 +129,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         what += ", bidirectional"
     if args.truncate:
         what += f", truncate={args.truncate}"
+    if args.random_truncate is not None:
+        what += f", random truncation p={args.random_truncate:g} ({truncate.cuts} cuts)"
     what += ", loss on the last step" if args.loss == "last" else ", loss on every step"
     graph = viz.draw_graph(
         loss,
@@ -288,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--model", choices=MODEL_CHOICES, default="rnn")
     render.add_argument("--steps", type=_positive, default=5, help="time steps T (default 5)")
     render.add_argument("--truncate", type=_positive, default=None, help="detach the state every k steps")
+    render.add_argument(
+        "--random-truncate",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="randomized truncation: after each step keep the path with probability P (gradient scaled "
+        "by 1/P), else cut it; the draws come from --seed",
+    )
     render.add_argument("--hidden", type=_positive, default=4, help="hidden size H (default 4)")
     render.add_argument("--layers", type=_positive, default=1, help="stacked layers (default 1)")
     render.add_argument("--input-size", type=_positive, default=3, help="input size I (default 3)")

@@ -147,7 +147,8 @@ def format_scaling(points: list[ScalingPoint], min_T: int = 50) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *lines)]
     fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
     out = [
-        "Scaling: linear RNN h_t = W_ih x_t + b + W_hh h_{t-1}, L = Σ_t ½‖h_t‖², time of ∂L/∂θ (max abs diffs vs bptt)",
+        "Scaling: linear RNN h_t = W_ih x_t + b + W_hh h_{t-1}, L = Σ_t ½‖h_t‖², CPU time of ∂L/∂θ "
+        "(time.process_time, best of repeats; max abs diffs vs bptt)",
         fmt(head),
         "  ".join("-" * w for w in widths),
     ]
@@ -155,7 +156,7 @@ def format_scaling(points: list[ScalingPoint], min_T: int = 50) -> str:
     slopes = loglog_slopes(points, min_T)
     expect = {"path-sum": "O(T²) → 2", "bptt": "O(T) → 1", "minigrad": "O(T) → 1"}
     out.append(
-        f"log-log slope of time against T (fitted over T ≥ {min_T}): "
+        f"log-log slope of CPU time against T (fitted over T ≥ {min_T}): "
         + ", ".join(f"{m} {'n/a' if s is None else f'{s:.2f}'} ({expect[m]})" for m, s in slopes.items())
     )
     return "\n".join(out)
@@ -184,7 +185,7 @@ def plot_scaling(points: list[ScalingPoint], path: str | Path) -> Path | None:
             Ts = np.array([p.T for p in points], dtype=float)
             ax.loglog(Ts, t0 * (Ts / T0) ** power, style, color="grey", lw=1, label=f"∝ T{'²' if power == 2 else ''}")
     ax.set_xlabel("sequence length T")
-    ax.set_ylabel("time of ∂L/∂θ (s)")
+    ax.set_ylabel("CPU time of ∂L/∂θ (s, time.process_time)")
     ax.set_title("Path sum O(T²) against BPTT and minigrad O(T)\nlinear RNN, ℓ_t = ½‖h_t‖²")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
