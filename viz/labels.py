@@ -31,15 +31,17 @@ class LineStyle(NamedTuple):
 
 def _html_lines(body: str) -> list[tuple[str, LineStyle]]:
     """The lines of an HTML-like label, each with its style: line breaks kept, tags dropped,
-    entities decoded; a line is bold if it has <b>, and takes the size and colour of its <font>."""
+    entities decoded; a line is bold if it starts with <b>, small and grey if it starts with such
+    a <font> (plain text has one style a line: a compact label's shape is drawn bold with its title)."""
     out = []
     for part in re.split(r"<br\s*/?>|</tr>", body):
         text = html.unescape(re.sub(r"<[^>]*>", "", part)).strip()
         if not text:
             continue
-        size = re.search(r'point-size="([\d.]+)"', part)
-        color = re.search(r'color="([^"]+)"', part)
-        style = LineStyle("<b>" in part, size and size.group(1), color and color.group(1))
+        lead = part.lstrip()[: part.lstrip().find(">") + 1]  # a line takes the style it starts with
+        size = re.search(r'point-size="([\d.]+)"', lead)
+        color = re.search(r'color="([^"]+)"', lead)
+        style = LineStyle(lead == "<b>", size and size.group(1), color and color.group(1))
         out.append((text, style))
     return out
 
