@@ -232,3 +232,20 @@ def test_without_any_graphviz_a_notebook_shows_how_to_install_one(no_dot, monkey
     monkeypatch.setattr(render, "_wasm_render", lambda: None)
     bundle = viz.draw_graph(lstm_loss(T=2))._repr_mimebundle_()
     assert "apt-get install graphviz" in bundle["text/plain"]
+
+
+def test_the_cli_timeout_stops_the_render_with_one_clear_line(tmp_path, no_dot, wasm, capsys):
+    from viz import cli
+
+    out = tmp_path / "x.svg"
+    assert cli.main(["render", "--steps", "3", "--timeout", "0.001", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minigrad render:") and "timeout of 0.001 s" in err and not out.exists()
+
+
+def test_the_cli_compact_flag_draws_compact_labels(tmp_path):
+    from viz import cli
+
+    out = tmp_path / "x.dot"
+    assert cli.main(["render", "--model", "gru", "--steps", "2", "--compact", "-o", str(out)]) == 0
+    assert "<br/>" not in out.read_text().split("subgraph")[1] and "</b> <font" in out.read_text()
