@@ -92,12 +92,16 @@ def restyle_svg(svg: bytes, styles: dict[str, list[LineStyle]]) -> bytes:
     ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
     root = ET.fromstring(svg)
     for g in root.iter(f"{{{SVG_NS}}}g"):
-        if g.get("class") not in ("node", "cluster", "graph"):
+        kind = g.get("class")
+        if kind not in ("node", "cluster", "graph"):
             continue
-        texts = [t for t in g if t.tag == f"{{{SVG_NS}}}text"]
+        # a node's texts may sit inside an <a> (its tooltip); the graph's own are its direct children
+        texts = [t for t in (g if kind == "graph" else g.iter()) if t.tag == f"{{{SVG_NS}}}text"]
         found = styles.get("\n".join((t.text or "").strip() for t in texts))
         if not found or len(found) != len(texts):
             continue
+        if kind in ("cluster", "graph"):  # titles are left-justified: start them at the left edge, so
+            _start_at_left(g, texts)  # a font wider than Graphviz measured runs right, never off the left
         for t, style in zip(texts, found):
             if style.bold:
                 t.set("font-weight", "bold")
@@ -108,3 +112,17 @@ def restyle_svg(svg: bytes, styles: dict[str, list[LineStyle]]) -> bytes:
     return b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + ET.tostring(root, encoding="unicode").encode(
         "utf-8"
     )
+
+
+def _start_at_left(g: ET.Element, texts: list[ET.Element]) -> None:
+    """Left-justified titles (``labeljust=l``) drawn from the left edge of their box plus 8 pt
+    (Graphviz's margin) instead of centred on where Graphviz, measuring a narrower font, put them."""
+    outline = next((e for e in g if e.tag in (f"{{{SVG_NS}}}polygon", f"{{{SVG_NS}}}path")), None)
+    if outline is None:
+        return
+    xs = [float(x) for x in re.findall(r"(-?[\d.]+),-?[\d.]+", outline.get("points") or outline.get("d") or "")]
+    if not xs:
+        return
+    for t in texts:
+        t.set("text-anchor", "start")
+        t.set("x", f"{min(xs) + 8:.2f}")
