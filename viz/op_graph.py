@@ -121,7 +121,7 @@ def _op_attrs(op: Op, scale: GradScale | None, show_data: bool, compact: bool = 
         lines.append(norm_line("‖δ‖", op.grad_norm))
         attrs["fillcolor"] = scale.color(op.grad_norm)
     if compact:  # the name (or op) and the shape on one line; %seq stays in the tooltip
-        lines[0] = f"{esc(op.op)} → {op.n_out}" if op.n_out > 1 else fmt_shape(op.shape)
+        lines[0] = f"→ {op.n_out} outputs" if op.n_out > 1 else fmt_shape(op.shape)
         attrs["label"] = compact_label(title, *lines)
     else:
         attrs["label"] = label(title, *lines)
