@@ -249,3 +249,11 @@ def test_the_cli_compact_flag_draws_compact_labels(tmp_path):
     out = tmp_path / "x.dot"
     assert cli.main(["render", "--model", "gru", "--steps", "2", "--compact", "-o", str(out)]) == 0
     assert "<br/>" not in out.read_text().split("subgraph")[1] and "</b> <font" in out.read_text()
+
+
+def test_without_dot_a_long_title_starts_at_the_left_edge_so_a_wider_font_cannot_clip_it(tmp_path, no_dot, wasm):
+    title = "LSTM, 6 steps, truncate=3: h and c are detached after t=3 (dashed red cuts)"
+    svg = viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg", title=title).read_text()
+    (text,) = [t for t in ET.fromstring(svg).iter(f"{SVG}text") if t.text == title]
+    assert text.get("text-anchor") == "start" and 0 <= float(text.get("x")) < 20  # not centred on a guessed width
+    assert text.get("font-weight") == "bold"
