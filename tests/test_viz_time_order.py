@@ -21,6 +21,7 @@ import pytest
 
 import models
 import viz
+from viz.labels import plain_labels
 
 SVG = "{http://www.w3.org/2000/svg}"
 T = 6
@@ -150,7 +151,7 @@ def test_inside_each_step_the_ops_stand_top_to_bottom_in_data_order(engine, whic
         loss = loss_of("LSTM", 3, 1, False)
         g = viz.draw_graph(loss)
     tape = viz.tape_model.read_tape(loss)
-    centres = node_centres(render_once(viz.layout.plain_labels(g.source), engine))
+    centres = node_centres(render_once(plain_labels(g.source), engine))
     by_step: dict[str, list[str]] = {}
     for op in tape.ops:
         if "t=" in op.scope:

@@ -140,8 +140,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         max_nodes=args.max_nodes,
         title=args.title or what,
         steps_shown=args.steps_shown or None,
+        labels="compact" if args.compact else "full",
     )
-    out = viz.render_graph(graph, args.output)
+    out = viz.render_graph(graph, args.output, timeout=args.timeout)
     print(f"wrote {out}  ({what}, level={args.level}; {time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -334,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--level", choices=("op", "step"), default="op", help="every op, or one box per step")
     render.add_argument("--collapse", action="store_true", help='draw one representative step "× T" (level op)')
+    render.add_argument("--compact", action="store_true", help="level op: each box its op (or name) and shape only")
+    render.add_argument(
+        "--timeout", type=float, default=120.0, help="stop Graphviz after this many seconds (default 120)"
+    )
     render.add_argument("--grads", action="store_true", help="run backward and colour by ‖δ‖ (log scale)")
     render.add_argument("--max-nodes", type=_positive, default=3000, help="refuse bigger pictures (default 3000)")
     render.add_argument("--seed", type=int, default=0)

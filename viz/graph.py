@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 import graphviz
 import numpy as np
 
+from minigrad.gcpause import gc_paused
+
 from .op_graph import draw_ops
 from .scopes import step_families
 from .step_graph import DEFAULT_STEPS_SHOWN, draw_steps
@@ -66,6 +68,7 @@ def draw_graph(
     max_nodes: int = DEFAULT_MAX_NODES,
     title: str | None = None,
     steps_shown: int | None = DEFAULT_STEPS_SHOWN,
+    labels: str = "full",
 ) -> graphviz.Digraph:
     """The graph that produced ``roots`` as a ``graphviz.Digraph``; nothing is executed.
 
@@ -79,6 +82,8 @@ def draw_graph(
     title: a caption at the top.
     steps_shown: at level "step", a family of more steps is drawn as its first and last
         ``steps_shown // 2`` steps with one box "… N steps …" between (None: draw every step).
+    labels: at level "op", "full" (name, op, shape and place on the tape ``%seq``) or "compact"
+        (the name or op and the shape, on one line: about half as tall).
 
     The DOT text is ``draw_graph(...).source``; rendering it needs Graphviz, see ``render_graph``.
     """
@@ -88,6 +93,29 @@ def draw_graph(
         raise ValueError(f'draw_graph: show_constants must be True, False or "named", got {show_constants!r}')
     if collapse and level != "op":
         raise ValueError('draw_graph: collapse=True applies to level="op" (level="step" is already one box a step)')
+    if labels not in ("full", "compact"):
+        raise ValueError(f'draw_graph: labels must be "full" or "compact", got {labels!r}')
+    # no collector passes over the (long) graph while its records are made: a 20,000-step LSTM
+    # step view takes 4.8 s with them, 1.6 s without (the records hold cycles, leaf <-> op, freed
+    # by the first collection after the picture is drawn)
+    with gc_paused():
+        return _draw(
+            roots, level, show_data, show_grads, show_constants, collapse, max_nodes, title, steps_shown, labels
+        )
+
+
+def _draw(
+    roots: Tensor | Iterable[Tensor],
+    level: str,
+    show_data: bool,
+    show_grads: bool,
+    show_constants: bool | str,
+    collapse: bool,
+    max_nodes: int,
+    title: str | None,
+    steps_shown: int | None,
+    labels: str,
+) -> graphviz.Digraph:
     tape = read_tape(roots, values=show_data and level == "op")
 
     scale = None
@@ -104,10 +132,10 @@ def draw_graph(
         pic = draw_steps(tape, show_grads, steps_shown)
         scale = pic.scale
     else:
-        pic = draw_ops(tape, scale, show_data, show_constants, collapse)
+        pic = draw_ops(tape, scale, show_data, show_constants, collapse, compact=labels == "compact")
     has_steps = bool(step_families(tape.ops))
     if level == "step" and not has_steps:
-        warnings.warn(f'draw_graph(level="step"): {NO_STEPS_HINT}; drawing one box per op', stacklevel=2)
+        warnings.warn(f'draw_graph(level="step"): {NO_STEPS_HINT}; drawing one box per op', stacklevel=3)
     if pic.n_nodes > max_nodes:
         n_steps = len({op.scope for op in tape.ops}) + sum(lf.kind in ("param", "leaf") for lf in tape.leaves)
         hint = (

