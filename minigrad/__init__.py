@@ -5,7 +5,7 @@ x = mg.Tensor(np.ones((2, 3)), requires_grad=True)
 y = (x @ W).tanh().sum(); y.backward()      # x.grad is dL/dx
 """
 
-from . import functional, nn, optim
+from . import functional, nn, optim, seeding
 from .checks import AnomalyError, GraphFreedError, detect_anomaly
 from .functional import cross_entropy, mse_loss, one_hot
 from .gcpause import gc_paused
@@ -45,6 +45,7 @@ from .ops import (
     unbind,
     where,
 )  # fmt: skip
+from .seeding import manual_seed
 from .serialization import load, save
 from .tapeview import format_tape, tape
 from .tensor import Node, Tensor, current_scope, enable_grad, is_grad_enabled, no_grad, scope, tensor
