@@ -34,6 +34,7 @@ __all__ = [
     "Linear",
     "Embedding",
     "Dropout",
+    "dropout",
     "LayerNorm",
     "init",
 ]
@@ -550,6 +551,24 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
+def dropout(x: Any, p: float, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout as a function (torch's ``F.dropout``): y = x ⊙ m / (1 − p), m_i ~ Bernoulli(1 − p),
+    when ``training``; y = x otherwise. δx = δy ⊙ m / (1 − p). ``rng`` None: the global generator."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if not training or p == 0:
+        return x
+    rng = rng if rng is not None else seeding.default_generator()
+    keep = rng.random(x.shape) >= p  # m_i = 1 with probability 1 − p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    return x * Tensor((keep * scale).astype(x.dtype))  # y = x ⊙ m / (1 − p)
+
+
+def _probability(owner: str, p: Any) -> float:
+    if isinstance(p, bool) or not isinstance(p, int | float | np.integer | np.floating) or not 0 <= p <= 1:
+        raise ValueError(f"{owner}: dropout probability p must lie in [0, 1], got {p!r}")
+    return float(p)
+
+
 class Dropout(Module):
     """Inverted dropout: in training y = x ⊙ m / (1 − p), m_i ~ Bernoulli(1 − p); in eval y = x.
 
@@ -560,19 +579,11 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, int | float | np.floating) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout: probability p must lie in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = _probability("Dropout", p)
         self.rng = None if rng is None else init._rng(rng)
 
     def forward(self, x: Any) -> Tensor:
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if not self.training or self.p == 0:
-            return x
-        rng = self.rng if self.rng is not None else seeding.default_generator()
-        keep = rng.random(x.shape) >= self.p  # m_i = 1 with probability 1 − p
-        scale = 0.0 if self.p == 1 else 1.0 / (1.0 - self.p)
-        return x * Tensor((keep * scale).astype(x.dtype))  # y = x ⊙ m / (1 − p)
+        return dropout(x, self.p, self.training, self.rng)  # y = x ⊙ m / (1 − p) in training, x in eval
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
