@@ -75,7 +75,7 @@ class Optimizer:
             if not isinstance(p, Tensor) or not p.requires_grad or not p.is_leaf:
                 raise TypeError(f"{name}: parameter {i} is not a leaf tensor with requires_grad=True")
             if id(p) in seen:  # torch: a warning inside a group, an error across groups
-                what = p.name or f"of shape {p.shape}"
+                what = repr(p.name) if p.name else f"of shape {p.shape}"
                 raise ValueError(
                     f"{name}: parameter {what} appears more than once (some parameters appear in more than one "
                     "parameter group, or twice in one): each would be updated twice per step"
