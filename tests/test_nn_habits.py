@@ -202,6 +202,10 @@ def test_layernorm_passes_gradcheck_over_one_and_two_normalized_axes():
         ln.bias.data[...] = rng.standard_normal(ln.bias.shape)
         x = mg.Tensor(rng.standard_normal(shape), requires_grad=True)
         assert mg.gradcheck(lambda x, w, b: ln(x), [x, ln.weight, ln.bias])
+        axes = tuple(range(x.ndim - ln.weight.ndim, x.ndim))  # μ, σ² over all normalized axes together
+        mu, var = x.data.mean(axes, keepdims=True), x.data.var(axes, keepdims=True)
+        want = (x.data - mu) / np.sqrt(var + 1e-5) * ln.weight.data + ln.bias.data
+        np.testing.assert_allclose(ln(x).data, want, rtol=0, atol=1e-13)
 
 
 def test_layernorm_matches_torch():
