@@ -249,11 +249,13 @@ def clip_grad_norm_(params: Iterable[Tensor], max_norm: float) -> float:
     """Scale all gradients together so their global norm ‖g‖ = √(Σ_p ‖g_p‖²) is at most ``max_norm``:
     g ← g · max_norm / (‖g‖ + 10⁻⁶) when ‖g‖ > max_norm.
 
-    Returns the norm before clipping (as PyTorch does), useful to log. A parameter listed twice
+    Returns the norm before clipping (as PyTorch does), useful to log; ``max_norm=math.inf`` only
+    measures it. A negative or NaN ``max_norm`` is a ValueError. A parameter listed twice
     (``a.parameters() + b.parameters()`` with a shared module) counts once. (torch counts it
     twice and scales its gradient twice, so its result is no longer at most max_norm.)
     """
-    max_norm = _number("clip_grad_norm_", "max_norm", max_norm)
+    if max_norm != math.inf:  # max_norm = ∞ (allowed, as in torch) measures the norm and clips nothing
+        max_norm = _number("clip_grad_norm_", "max_norm", max_norm)
     unique = {id(p): p for p in params}.values()
     grads = [p._grad for p in unique if p._grad is not None]
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))

@@ -377,6 +377,9 @@ def test_clip_grad_norm_counts_a_repeated_parameter_once():
     total = mg.optim.clip_grad_norm_([p, p], 1.0)
     assert math.isclose(total, math.sqrt(12))  # torch says √24 and then scales twice
     assert math.isclose(float(np.linalg.norm(p.grad)), 1.0, rel_tol=1e-6)
+    assert math.isclose(mg.optim.clip_grad_norm_([p], math.inf), 1.0, rel_tol=1e-6)  # ∞ only measures, as torch
+    with pytest.raises(ValueError, match="max_norm must be a finite number ≥ 0, got max_norm=-1"):
+        mg.optim.clip_grad_norm_([p], -1)
 
 
 def test_hyper_parameters_are_checked_by_name_and_numpy_scalars_accepted():
