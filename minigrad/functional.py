@@ -6,34 +6,66 @@ from typing import Any
 
 import numpy as np
 
-from .ops import _lift, getitem, log_softmax, mean, softmax
+from .ops import _lift, getitem, log_softmax, mean, softmax, sum
 from .tensor import Tensor
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "one_hot"]
 
 
-def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
-    """Mean negative log-likelihood of integer class ``targets``:
+def cross_entropy(
+    logits: Tensor,
+    targets: Any,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Negative log-likelihood of integer class ``targets`` under softmax(logits), as torch's:
 
-        L = −(1/N) Σ_n log softmax(z_n)[y_n]
+        ℓ_n = −(1 − ε) log p_n[y_n] − (ε / C) Σ_c log p_n[c],    p_n = softmax(z_n),  ε = label_smoothing
+        L = Σ_n w_n ℓ_n / Σ_n w_n  ("mean"),  Σ_n w_n ℓ_n  ("sum"),  w_n ℓ_n per example  ("none")
 
+    with w_n = 0 where y_n == ``ignore_index`` (those rows add nothing and are not counted;
+    a mean over no rows is nan, as in torch), else 1.
     ``logits`` is (N, C) or (C,) for a single example; ``targets`` (N,) or a scalar.
     """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not (isinstance(label_smoothing, int | float | np.floating) and 0.0 <= label_smoothing <= 1.0):
+        raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
     logits = _lift(logits)
     y = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if y.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {y.dtype}")
-    if logits.ndim == 1:
+    single = logits.ndim == 1
+    if single:
         logits, y = logits.reshape(1, -1), y.reshape(1)
     if logits.ndim != 2 or y.shape != (logits.shape[0],):
         raise ValueError(
             f"cross_entropy: expected logits (N, C) and targets (N,), got logits {logits.shape} and targets {y.shape}"
         )
     n, c = logits.shape
-    if y.size and (y.min() < 0 or y.max() >= c):
-        raise IndexError(f"cross_entropy: targets must lie in [0, {c}), got range [{y.min()}, {y.max()}]")
-    picked = getitem(log_softmax(logits, axis=-1), (np.arange(n), y))
-    return -mean(picked)
+    ignored = y == ignore_index
+    counted = y[~ignored]
+    if counted.size and (counted.min() < 0 or counted.max() >= c):
+        raise IndexError(
+            f"cross_entropy: targets must lie in [0, {c}) (or equal ignore_index={ignore_index}), "
+            f"got range [{counted.min()}, {counted.max()}]"
+        )
+    logp = log_softmax(logits, axis=-1)
+    picked = getitem(logp, (np.arange(n), np.where(ignored, 0, y)))  # log p_n[y_n] (row 0 where ignored)
+    if not ignored.any() and label_smoothing == 0:
+        if reduction == "mean":
+            return -mean(picked)  # L = −(1/N) Σ_n log p_n[y_n]
+        if reduction == "sum":
+            return -sum(picked)
+        return -picked[0] if single else -picked
+    loss = -picked if label_smoothing == 0 else -(1 - label_smoothing) * picked - label_smoothing * mean(logp, axis=-1)
+    if ignored.any():
+        loss = loss * Tensor((~ignored).astype(loss.dtype))  # w_n ℓ_n
+    if reduction == "none":
+        return loss[0] if single else loss
+    total = sum(loss)
+    return total if reduction == "sum" else total / float(np.count_nonzero(~ignored))
 
 
 def mse_loss(pred: Tensor, target: Any) -> Tensor:

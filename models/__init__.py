@@ -4,10 +4,22 @@
     rnn = models.LSTM(10, 20, num_layers=2)
     out, (h_n, c_n) = rnn(x, truncate=5)          # detach the state every 5 steps
     state = models.detach_state((h_n, c_n))        # carry into the next window, cut
+    out, h_T = models.unroll(my_cell, x, h0, truncate=5)   # your own cell, the same loop
 
 Cells (one step), layers (a loop over time), truncation (where the gradient path is cut),
 architectures from the lecture notes, and readouts/losses for sequence tasks.
 (``models.reference`` holds hand-written numpy BPTT to check all of this against.)
+
+API:
+
+    layers        RNN, GRU, LSTM (num_layers, bidirectional, batch_first, dropout, truncate=); StepStates
+    cells         RNNCell, GRUCell, LSTMCell; the step equations rnn_step, gru_step, lstm_step
+    your cell     unroll(cell, x, h0, truncate=None) -> (out, state); Unrolled(cell) for tbptt_train
+    truncation    FixedTruncation, RandomTruncation, TruncationPolicy, as_truncation,
+                  detach_state, reset_state, map_state, tbptt_train, TBPTTResult,
+                  checkpointed, default_segments
+    architectures ResidualRNN, SkipRNN, AttentionRNN, orthogonal_init_
+    heads         Readout, LastStepRegression, last_step, sequence_cross_entropy
 """
 
 from .architectures import AttentionRNN, InputAttentionRNN, ResidualRNN, SkipRNN, orthogonal_init_
@@ -27,3 +39,38 @@ from .truncation import (
     reset_state,
     tbptt_train,
 )
+from .unroll import Unrolled, unroll
+
+__all__ = [
+    "RNN",
+    "GRU",
+    "LSTM",
+    "StepStates",
+    "RNNCell",
+    "GRUCell",
+    "LSTMCell",
+    "rnn_step",
+    "gru_step",
+    "lstm_step",
+    "unroll",
+    "Unrolled",
+    "FixedTruncation",
+    "RandomTruncation",
+    "TruncationPolicy",
+    "as_truncation",
+    "detach_state",
+    "reset_state",
+    "map_state",
+    "tbptt_train",
+    "TBPTTResult",
+    "checkpointed",
+    "default_segments",
+    "ResidualRNN",
+    "SkipRNN",
+    "AttentionRNN",
+    "orthogonal_init_",
+    "Readout",
+    "LastStepRegression",
+    "last_step",
+    "sequence_cross_entropy",
+]

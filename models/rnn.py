@@ -24,6 +24,7 @@ scopes and truncation count its own processing order (its "t=1" reads x_T).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module, Parameter, init
+from minigrad.nn import Module, Parameter, _probability, dropout, init
 from minigrad.tensor import Tensor
 
 from .cells import NONLINEARITIES, _as_input, _float_dtype, _positive_int, gru_biases, gru_step, lstm_step, rnn_step
@@ -91,9 +92,17 @@ class _RecurrentLayers(Module):
         bidirectional: bool = False,
         rng: np.random.Generator | int | None = None,
         dtype: Any = np.float64,
+        dropout: float = 0.0,
     ):
         super().__init__()
         name = type(self).__name__
+        self.dropout = _probability(name, dropout)  # on every layer's output but the last, in training
+        if self.dropout and num_layers == 1:
+            warnings.warn(
+                f"{name}: dropout={dropout} does nothing with num_layers=1 (as in torch, it acts between layers)",
+                UserWarning,
+                stacklevel=2,
+            )
         self.input_size = _positive_int(name, "input_size", input_size)
         self.hidden_size = _positive_int(name, "hidden_size", hidden_size)
         self.num_layers = _positive_int(name, "num_layers", num_layers)
@@ -200,6 +209,8 @@ class _RecurrentLayers(Module):
                 else:
                     h_n.append(last)
             inp = outs[0] if D == 1 else mg.concat(outs, axis=-1)  # (T, B, D*H): next layer's input
+            if self.dropout and layer < self.num_layers - 1:  # torch: dropout between layers, not after the last
+                inp = dropout(inp, self.dropout, self.training)
         out = inp
         h_n = mg.stack(h_n)  # (L*D, B, H)
         c_n = mg.stack(c_n) if self.has_cell else None
@@ -317,6 +328,8 @@ class _RecurrentLayers(Module):
             s += ", batch_first=True"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
         if self.dtype != np.float64:
             s += f", dtype={self.dtype}"
         return s
@@ -342,10 +355,11 @@ class RNN(_RecurrentLayers):
         bidirectional: bool = False,
         rng: np.random.Generator | int | None = None,
         dtype: Any = np.float64,
+        dropout: float = 0.0,
     ):
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"RNN: nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, rng, dtype)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, rng, dtype, dropout)
         self.nonlinearity = nonlinearity
 
     def _direction(self, x, weights, h, policy, reverse, rows):
