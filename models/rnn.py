@@ -410,7 +410,8 @@ class LSTM(_RecurrentLayers):
         h, c = None, None
         if h0 is not None:
             if not (isinstance(h0, tuple | list) and len(h0) == 2):
-                raise TypeError(f"LSTM: h0 must be a tuple (h_0, c_0) or None, got {type(h0).__name__}")
+                got = f"a {type(h0).__name__} of {len(h0)}" if isinstance(h0, tuple | list) else type(h0).__name__
+                raise TypeError(f"LSTM: h0 must be a tuple (h_0, c_0) of 2 tensors or None, got {got}")
             h, c = h0
             if (h is None) != (c is None):
                 raise ValueError("LSTM: give both h_0 and c_0 (or h0=None for zeros)")

@@ -103,7 +103,7 @@ def test_broadcasting_failure_names_the_op_and_both_shapes(op):
         (
             lambda: mg.unbind(leaf(2, 3), axis=2),
             ValueError,
-            r"unbind: axis 2 is out of range for a tensor of shape \(2, 3\)",
+            "unbind: axis 2 is out of range for a tensor with 2 dimensions",
         ),
         (
             lambda: leaf(2, 3).reshape(4),
