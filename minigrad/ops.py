@@ -482,7 +482,9 @@ def transpose(x: Tensor, *axes: int) -> Tensor:
         axes = tuple(axes[0])
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
-    normal = [_axis("transpose", a, x.ndim) for a in axes]  # each an integer in range (negative ones counted from the end)
+    normal = [
+        _axis("transpose", a, x.ndim) for a in axes
+    ]  # each an integer in range (negative ones counted from the end)
     if sorted(normal) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
     axes = tuple(normal)  # negative axes: the inverse permutation needs them normalised

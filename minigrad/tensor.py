@@ -53,6 +53,7 @@ __all__ = [
     "current_scope",
 ]
 
+
 # ---------------------------------------------------------------------------
 # Recording state: grad mode, the current scope (both per thread, as in PyTorch) and the tape
 # counter (shared: one tape order for every thread)
@@ -451,8 +452,8 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
 
 def _accumulate(x: Tensor, g: np.ndarray) -> None:
     """x.grad += g for a leaf (its own copy first: g may be shared with other nodes)."""
-    if g.shape != x.data.shape:  # an op's VJP must return the input's shape
-        raise RuntimeError(f"internal error: gradient of shape {g.shape} for a leaf of shape {x.data.shape}")
+    if g.shape != x.data.shape:  # x.data was replaced by an array of another shape after the forward
+        raise checks.LeafShapeError.at(x, g)
     if x._grad is None:
         x._grad = np.array(g, dtype=x.data.dtype)
     else:

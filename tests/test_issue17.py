@@ -204,3 +204,37 @@ def test_checkpointed_on_a_zero_length_sequence_says_so():
 def test_save_of_something_without_names_is_a_type_error_saying_how_to_name_it(value, tmp_path):
     with pytest.raises(TypeError, match=r"save: takes a Module or optimizer .*name it: mg.save\(\{'x': x\}, path\)"):
         mg.save(value, tmp_path / "a.npz")
+
+
+# ---------------------------------------------------------------------------
+# The stale-input check fires only where a VJP saved the written value
+# ---------------------------------------------------------------------------
+def test_a_write_into_an_input_that_no_vjp_saved_is_not_stale():
+    w = mg.nn.Parameter(np.ones(3), name="w")
+    opt = mg.optim.SGD([w], lr=0.1)
+    y = (w + 1).sum()  # add and sum save shapes only
+    w.grad = np.ones(3)
+    opt.step()
+    w.grad = None
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0, 1.0])
+
+
+def test_a_write_into_a_saved_value_is_stale_even_through_a_view_such_as_a_transpose():
+    W = mg.nn.Parameter(np.eye(2), name="W")
+    x = mg.Tensor(np.ones((1, 2)), requires_grad=True)
+    y = (x @ W.T).sum()  # matmul saved Wᵀ, a view of W's array, for δx = δy W
+    W.grad = np.ones((2, 2))
+    mg.optim.SGD([W], lr=0.1).step()
+    with pytest.raises(RuntimeError, match=r"'W', saved by node %\d+ \(matmul, shape \(1, 2\)\) for its backward"):
+        y.backward()
+
+
+def test_replacing_a_leafs_data_by_another_shape_after_the_forward_names_the_leaf_and_both_shapes():
+    x = mg.Tensor(np.ones(2), requires_grad=True, name="x")
+    y = (x * 2).sum()
+    x.data = np.ones(3)
+    with pytest.raises(
+        mg.checks.LeafShapeError, match=r"leaf 'x' has shape \(3,\) now, but the forward pass used it with shape \(2,\)"
+    ):
+        y.backward()
