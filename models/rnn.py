@@ -198,6 +198,10 @@ class _RecurrentLayers(Module):
                     h_n.append(last)
             inp = outs[0] if D == 1 else mg.concat(outs, axis=-1)  # (T, B, D*H): next layer's input
         out = inp
+        # read-only at every size: above output_rows_min_bytes its rows ARE the h_t the VJPs saved,
+        # so a write would change the gradients; below it, a copy. The same code must not behave
+        # differently by size: writing into out.data raises, always (out.data.copy() to edit)
+        out.data.flags.writeable = False
         h_n = mg.stack(h_n)  # (L*D, B, H)
         c_n = mg.stack(c_n) if self.has_cell else None
         if not batched:

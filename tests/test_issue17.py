@@ -238,3 +238,23 @@ def test_replacing_a_leafs_data_by_another_shape_after_the_forward_names_the_lea
         mg.checks.LeafShapeError, match=r"leaf 'x' has shape \(3,\) now, but the forward pass used it with shape \(2,\)"
     ):
         y.backward()
+
+
+# ---------------------------------------------------------------------------
+# A layer's output behaves the same at every size
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("T", [2, 1200], ids=["small (copied)", "large (rows written in place)"])
+def test_writing_a_layers_output_is_refused_at_every_size_so_gradients_never_depend_on_size(T):
+    import models
+
+    layer = models.RNN(4, 8, rng=0)
+    assert (T * 8 * 8 >= layer.output_rows_min_bytes) == (T == 1200)  # the two sizes take the two paths
+    x = mg.Tensor(np.random.default_rng(1).standard_normal((T, 1, 4)), requires_grad=True)
+    out, _ = layer(x)
+    with pytest.raises(ValueError, match="read-only"):
+        out.data[...] = 0.0
+    (out * out).sum().backward()
+    clean = models.RNN(4, 8, rng=0)
+    ref, _ = clean(x.data)
+    (ref * ref).sum().backward()
+    np.testing.assert_array_equal(layer.weight_hh_l0.grad, clean.weight_hh_l0.grad)
