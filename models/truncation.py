@@ -234,7 +234,7 @@ def tbptt_train(
     """
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
     if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError(f"checkpointed: needs a time-major sequence with at least one step, got shape {x.shape}")
+        raise ValueError(f"tbptt_train: needs a time-major sequence with at least one step, got shape {x.shape}")
     T = x.shape[0]
     k1 = FixedTruncation(k1).k  # same validation as truncate=k
     k2 = k1 if k2 is None else FixedTruncation(k2).k
