@@ -178,10 +178,40 @@ def check_gradients(node: Any, grads_in: Sequence[Any]) -> None:
 
 
 def check_finite(arrays: Sequence[Any], op: str, scope: str, inputs: tuple, what: str) -> None:
-    """Raise AnomalyError if a float array in ``arrays`` holds NaN or Inf."""
+    """Raise AnomalyError if a float array in ``arrays`` holds NaN or Inf, saying where it sits."""
     for a in arrays:
         if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
             kind = "NaN" if np.isnan(a).any() else "Inf"
             shapes = ", ".join(str(x[0].shapes[x[1]] if type(x) is tuple else x.shape) for x in inputs)
             where = f" in scope {scope!r}" if scope else ""
-            raise AnomalyError(f"{what} of op {op!r}{where} contains {kind} (input shapes {shapes})")
+            raise AnomalyError(
+                f"{what} of op {op!r}{where} contains {kind} (input shapes {shapes}) at {_positions(a)}"
+                + _bad_inputs(inputs)
+            )
+
+
+def _positions(a: np.ndarray, most: int = 3) -> str:
+    """Where the non-finite values of ``a`` sit: the first few indices, and their rows along axis 0."""
+    bad = np.argwhere(~np.isfinite(a))
+    if a.ndim == 0:
+        return "the scalar"
+    first = ", ".join(str(tuple(int(i) for i in b)) for b in bad[:most]) + (", …" if len(bad) > most else "")
+    rows = np.unique(bad[:, 0])
+    shown = ", ".join(str(int(r)) for r in rows[:8]) + (", …" if len(rows) > 8 else "")
+    return f"index {first} ({len(bad)} of {a.size} entries; along axis 0 at position(s) {shown} of {a.shape[0]})"
+
+
+def _bad_inputs(inputs: tuple) -> str:
+    """For an op whose tensor inputs already hold NaN/Inf (an op before the loop over time, such as
+    the layers' input projection): where they sit, with axis 0 read as time (steps t = position + 1)."""
+    notes = []
+    for k, x in enumerate(inputs):
+        d = getattr(x, "data", None)  # tensors in forward; edges in backward carry no data
+        if isinstance(d, np.ndarray) and d.dtype.kind == "f" and d.ndim and not np.isfinite(d).all():
+            steps = np.unique(np.argwhere(~np.isfinite(d))[:, 0]) + 1
+            ts = ", ".join(f"t={int(t)}" for t in steps[:8]) + (", …" if len(steps) > 8 else "")
+            notes.append(
+                f"; input {k} (shape {d.shape}) already holds it at {_positions(d)}: if axis 0 is time "
+                f"(a time-major (T, B, …) sequence), the bad values are at step(s) {ts}"
+            )
+    return "".join(notes)

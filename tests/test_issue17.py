@@ -258,3 +258,28 @@ def test_writing_a_layers_output_is_refused_at_every_size_so_gradients_never_dep
     ref, _ = clean(x.data)
     (ref * ref).sum().backward()
     np.testing.assert_array_equal(layer.weight_hh_l0.grad, clean.weight_hh_l0.grad)
+
+
+# ---------------------------------------------------------------------------
+# Anomaly mode names the time step even when the op ran before the loop over time
+# ---------------------------------------------------------------------------
+def test_anomaly_mode_names_the_time_step_of_a_nan_the_input_projection_met_before_the_loop():
+    import models
+
+    x = np.random.default_rng(0).standard_normal((50, 2, 3))
+    x[36, 1, 2] = np.nan  # step t=37 (0-based position 36 along time), batch row 1
+    with mg.detect_anomaly(), pytest.raises(mg.AnomalyError) as e:
+        models.RNN(3, 4, rng=0)(x)
+    msg = str(e.value)
+    assert "op 'reshape' in scope 'l0'" in msg  # the projection runs over all steps at once, before t=1
+    assert "input 0 (shape (50, 2, 3)) already holds it at index (36, 1, 2)" in msg
+    assert "the bad values are at step(s) t=37" in msg
+
+
+def test_anomaly_mode_lists_every_time_step_holding_bad_values():
+    import models
+
+    x = np.random.default_rng(0).standard_normal((20, 1, 3))
+    x[[4, 11], 0, 0] = np.inf
+    with mg.detect_anomaly(), pytest.raises(mg.AnomalyError, match=r"Inf .*step\(s\) t=5, t=12$"):
+        models.GRU(3, 4, rng=0)(x)
