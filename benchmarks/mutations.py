@@ -314,6 +314,15 @@ def run(mutations: list[Mutation], timeout: float = 600) -> list[tuple[Mutation,
         _copy_repo(copy)
         env = dict(os.environ, PYTHONPATH=str(copy), OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
         env.pop("CI", None)  # a missing optional dependency skips here, as locally
+        # the control: unmutated, every test file must pass, or a "caught" would mean nothing
+        files = sorted({t for m in mutations for t in m.tests})
+        control = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
+            cwd=copy, env=env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if control.returncode != 0:
+            raise SystemExit(f"the unmutated copy fails its tests: fix that first\n{control.stdout[-3000:]}")
+        print(f"  control: the unmutated copy passes {len(files)} test files", file=sys.stderr, flush=True)
         for m in mutations:
             target = copy / m.file
             original = target.read_text()
