@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import minigrad as mg  # noqa: E402
 from minigrad.serialization import atomic_write  # noqa: E402
 from models import GRU, LSTM, RNN, reference  # noqa: E402
+from viz.argtypes import positive_int, writable_path  # noqa: E402
 
 __all__ = ["DEFAULT_SIZES", "Impl", "make_impls", "time_best", "run_cells", "memory_table", "flat_memory", "main"]
 
@@ -676,9 +677,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory", action="store_true",
         help="also check memory stays flat over --memory-steps training steps (tracemalloc; slower)",
     )  # fmt: skip
-    ap.add_argument("--memory-steps", type=int, default=1000)
+    ap.add_argument("--memory-steps", type=positive_int, default=1000)
     ap.add_argument("--no-peak", action="store_true", help="skip the peak-memory table")
-    ap.add_argument("--json", metavar="PATH", help="also write every number as JSON")
+    ap.add_argument(
+        "--json", metavar="PATH", type=writable_path, help="also write every number as JSON (checked first)"
+    )
     return ap
 
 

@@ -59,7 +59,8 @@ def accepts_out(op: Op) -> Op:
         def call(x, out=None):
             if out is None:
                 return op(x)
-            check_out(name, out, x.shape, x.dtype, (x,))  # x is a tensor: these ops take no numbers to lift
+            (x,) = _tensors((x,))
+            check_out(name, out, x.shape, x.dtype, (x,))
             return op(x, out=out)
     elif params == ("a", "b", "out"):
 

@@ -80,4 +80,10 @@ def mse_loss(pred: Tensor, target: Any) -> Tensor:
 def one_hot(indices: Any, num_classes: int, dtype: Any = np.float64) -> Tensor:
     """A constant (…, num_classes) tensor with ones at ``indices``."""
     idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 1:
+        raise ValueError(f"one_hot: num_classes must be a positive integer, got {num_classes!r}")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):  # a negative index would wrap around silently
+        raise IndexError(f"one_hot: indices must lie in [0, {num_classes}), got range [{idx.min()}, {idx.max()}]")
     return Tensor(np.eye(num_classes, dtype=dtype)[idx])

@@ -488,6 +488,9 @@ class Linear(Module):
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, rng: Any = None, dtype: Any = np.float64
     ):
+        for arg, v in (("in_features", in_features), ("out_features", out_features)):  # before numpy sees them
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise ValueError(f"Linear: {arg} must be a positive integer, got {v!r}")
         super().__init__()
         rng = init._rng(rng)
         self.in_features, self.out_features = in_features, out_features
@@ -521,6 +524,9 @@ class Embedding(Module):
         rng: Any = None,
         dtype: Any = np.float64,
     ):
+        for arg, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):  # before numpy sees them
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise ValueError(f"Embedding: {arg} must be a positive integer, got {v!r}")
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:

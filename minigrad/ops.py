@@ -13,6 +13,8 @@ records the node only when a gradient can flow, so these functions are also the 
 
 Notation (the lecture notes'): y is the op's output, δv = ∂L/∂v, ⊙ the elementwise product,
 ᵀ a transpose. A broadcasting op sums each input's δ back to that input's shape (``unbroadcast``).
+Every op takes lists, numpy arrays and numbers where it takes a tensor (``_lift`` makes them
+constant tensors), as the operators do.
 
 Non-differentiable points follow PyTorch: relu'(0) = 0, |x|'(0) = 0, sqrt'(0) = inf,
 clip passes the gradient where lo ≤ x ≤ hi, max splits it evenly between ties.
@@ -97,6 +99,16 @@ def _check_float(op: str, x: Tensor) -> None:
         raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
 
 
+def _axis(op: str, axis: Any, ndim: int) -> int:
+    """One axis argument as an index in [0, ndim), or a clear error naming the op, the axis and ndim."""
+    if not isinstance(axis, int | np.integer) or isinstance(axis, bool):
+        raise TypeError(f"{op}: an axis must be an integer, got {axis!r}")
+    n = builtins.max(ndim, 1)  # builtins.max: this module's max is the op; a 0-d tensor accepts axis 0 or -1
+    if not -n <= axis < n:
+        raise ValueError(f"{op}: axis {axis} is out of range for a tensor with {ndim} dimensions")
+    return int(axis) % n
+
+
 # ---------------------------------------------------------------------------
 # Arithmetic (broadcasting: each VJP sums back to its input's shape)
 # ---------------------------------------------------------------------------
@@ -157,21 +169,29 @@ def div(a: Any, b: Any) -> Tensor:
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (shadows builtin inside this module only)
-    """a ** b, elementwise with broadcasting."""
+    """a ** b, elementwise with broadcasting.
+
+    At 0, PyTorch's conventions: δa = 0 where b = 0 (even at a = 0), δb = 0 where a = 0 and b ≥ 0;
+    elsewhere the formulas as they stand (a < 0 gives NaN in δb, a = 0 with b < 0 gives −inf).
+    """
     a, b = _lift2(a, b)
+    if a.data.dtype.kind in "iub" and b.data.dtype.kind in "iu" and (b.data < 0).any():
+        raise ValueError(
+            f"pow: integers to negative integer powers are not allowed (dtypes {a.dtype} and {b.dtype}); "
+            "use a floating-point base, e.g. mg.Tensor(x, dtype=float)"
+        )
     y = _broadcast("pow", np.power, a, b)
     need_a, need_b = a.requires_grad, b.requires_grad
-    ad, bd, sa, sb = a.data, b.data, a.shape, b.shape  # δa = δy ⊙ b a^(b−1),  δb = δy ⊙ y ln a  (0 where a = 0)
+    ad, bd, sa, sb = a.data, b.data, a.shape, b.shape
     yd = y if need_b else None
-    return _make(
-        y,
-        "pow",
-        (a, b),
-        lambda g: (
-            unbroadcast(g * bd * ad ** (bd - 1), sa) if need_a else None,
-            unbroadcast(g * yd * np.log(np.where(ad == 0, 1, ad)), sb) if need_b else None,
-        ),
-    )
+
+    def vjp(g):  # δa = δy ⊙ b a^(b−1) (0 where b = 0),  δb = δy ⊙ y ln a (0 where a = 0, b ≥ 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            da = unbroadcast(g * np.where(bd == 0, 0, bd * ad ** (bd - 1)), sa) if need_a else None
+            db = unbroadcast(g * np.where((ad == 0) & (bd >= 0), 0, yd * np.log(ad)), sb) if need_b else None
+        return da, db
+
+    return _make(y, "pow", (a, b), vjp)
 
 
 @buffers.accepts_out
@@ -208,6 +228,7 @@ def lerp(a: Any, b: Any, w: Any, out: np.ndarray | None = None) -> Tensor:
 
 def neg(x: Tensor) -> Tensor:
     """−x, elementwise."""
+    x = _lift(x)
     return _make(-x.data, "neg", (x,), lambda g: (-g,))  # δx = −δy
 
 
@@ -301,12 +322,14 @@ def addmm(c: Any, a: Any, b: Any) -> Tensor:
 # ---------------------------------------------------------------------------
 def exp(x: Tensor) -> Tensor:
     """eˣ, elementwise."""
+    x = _lift(x)
     y = np.exp(x.data)
     return _make(y, "exp", (x,), lambda g: (g * y,))  # δx = δy ⊙ eˣ = δy ⊙ y
 
 
 def log(x: Tensor) -> Tensor:
     """ln x, the natural logarithm, elementwise."""
+    x = _lift(x)
     xd = x.data
     return _make(np.log(xd), "log", (x,), lambda g: (g / xd,))  # δx = δy / x
 
@@ -314,6 +337,7 @@ def log(x: Tensor) -> Tensor:
 @buffers.accepts_out
 def tanh(x: Tensor, out: np.ndarray | None = None) -> Tensor:
     """tanh x, elementwise."""
+    x = _lift(x)
     y = np.tanh(x.data, out=out)
     return _make(y, "tanh", (x,), lambda g: (g * (1 - y * y),))  # δx = δy ⊙ (1 − y²)
 
@@ -321,6 +345,7 @@ def tanh(x: Tensor, out: np.ndarray | None = None) -> Tensor:
 @buffers.accepts_out
 def sigmoid(x: Tensor, out: np.ndarray | None = None) -> Tensor:
     """σ(x) = 1 / (1 + e⁻ˣ), elementwise, without overflow for any x."""
+    x = _lift(x)
     # σ(x) = ½ tanh(x/2) + ½: the same function, and it never overflows (computed in place in one array)
     y = np.asarray(np.multiply(x.data, 0.5, out=out))  # asarray: a 0-d x gives a numpy scalar
     np.tanh(y, out=y)
@@ -332,24 +357,28 @@ def sigmoid(x: Tensor, out: np.ndarray | None = None) -> Tensor:
 @buffers.accepts_out
 def relu(x: Tensor, out: np.ndarray | None = None) -> Tensor:
     """max(x, 0), elementwise."""
+    x = _lift(x)
     mask = x.data > 0  # δx = δy ⊙ [x > 0]: relu'(0) = 0
     return _make(np.multiply(x.data, mask, out=out), "relu", (x,), lambda g: (g * mask,))
 
 
 def sqrt(x: Tensor) -> Tensor:
     """√x, elementwise."""
+    x = _lift(x)
     y = np.sqrt(x.data)
     return _make(y, "sqrt", (x,), lambda g: (g / (2 * y),))  # δx = δy / (2√x): inf at 0
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
     """|x|, elementwise."""
+    x = _lift(x)
     s = np.sign(x.data)  # δx = δy ⊙ sign(x): |x|'(0) = 0
     return _make(np.abs(x.data), "abs", (x,), lambda g: (g * s,))
 
 
 def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
     """x limited to [lo, hi], elementwise (a bound that is None does not limit)."""
+    x = _lift(x)
     xd = x.data
     inside = np.ones(xd.shape, dtype=bool)  # δx = δy where lo ≤ x ≤ hi, 0 elsewhere
     if lo is not None:
@@ -361,6 +390,7 @@ def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
 
 def scale_grad(x: Tensor, xi: float) -> Tensor:
     """Identity forward; the gradient is multiplied by ``xi`` on its way back."""
+    x = _lift(x)
     return _make(x.data, "scale_grad", (x,), lambda g: (g * xi,))  # δx = ξ δy
 
 
@@ -386,13 +416,8 @@ def _dim_axis(op: str, axis: Any, dim: Any, keepdims: bool | None, keepdim: bool
 def _axes(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
-    n = builtins.max(ndim, 1)  # builtins.max: this module's max is the op; a 0-d tensor accepts axis 0 or -1
-    out = []
-    for a in axes:
-        if not -n <= a < n:
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % n)
+    axes = axis if isinstance(axis, tuple | list) else (axis,)
+    out = [_axis(op, a, ndim) for a in axes]
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: axis {axis} names the same axis twice")
     return tuple(out) if ndim else ()
@@ -408,6 +433,7 @@ def sum(
 ) -> Tensor:  # noqa: A001
     """Σ x over ``axis`` (an int, several, or None for all; PyTorch's ``dim=``/``keepdim=`` too)."""
     axis, keepdims = _dim_axis("sum", axis, dim, keepdims, keepdim)
+    x = _lift(x)
     axes = _axes(axis, x.ndim, "sum")
     shape = x.shape  # δx = δy, broadcast back over the summed axes
     return _make(
@@ -423,6 +449,7 @@ def mean(
 ) -> Tensor:
     """The mean of x over ``axis`` (an int, several, or None for all; ``dim=``/``keepdim=`` too)."""
     axis, keepdims = _dim_axis("mean", axis, dim, keepdims, keepdim)
+    x = _lift(x)
     axes = _axes(axis, x.ndim, "mean")
     shape = x.shape
     n = int(np.prod([shape[a] for a in axes])) if axes else 1  # δx = δy / n, broadcast back over the axes
@@ -444,6 +471,7 @@ def max(
     if dim is not None:
         return _extreme_along("max", x, dim, axis, keepdims, keepdim)
     axis, keepdims = _dim_axis("max", axis, None, keepdims, keepdim)
+    x = _lift(x)
     if x.size == 0:
         raise ValueError(f"max of an empty tensor of shape {x.shape}")
     axes = _axes(axis, x.ndim, "max")
@@ -464,6 +492,7 @@ def max(
 # ---------------------------------------------------------------------------
 def reshape(x: Tensor, *shape: Any) -> Tensor:
     """x's elements, in order, in a new shape (one -1 is inferred)."""
+    x = _lift(x)
     if len(shape) == 1 and isinstance(shape[0], tuple | list):
         shape = tuple(shape[0])
     try:
@@ -478,13 +507,17 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 
 def transpose(x: Tensor, *axes: int) -> Tensor:
     """x with its axes permuted (reversed when no axes are given)."""
+    x = _lift(x)
     if len(axes) == 1 and isinstance(axes[0], tuple | list):
         axes = tuple(axes[0])
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
-    if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+    normal = [
+        _axis("transpose", a, x.ndim) for a in axes
+    ]  # each an integer in range (negative ones counted from the end)
+    if sorted(normal) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
-    axes = tuple(a % x.ndim for a in axes)  # negative axes: the inverse permutation needs them normalised
+    axes = tuple(normal)  # negative axes: the inverse permutation needs them normalised
     inverse = tuple(np.argsort(axes))  # δx = δyᵀ with the inverse permutation
     return _make(x.data.transpose(axes), "transpose", (x,), lambda g: (g.transpose(inverse),))
 
@@ -572,9 +605,15 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> tuple[Tens
     One node with several outputs: its VJP concatenates the pieces' gradients
     (zeros for pieces that got none) in one pass.
     """
+    x = _lift(x)
+    if x.ndim == 0:
+        raise ValueError("split: needs a tensor with at least one dimension")
+    axis = _axis("split", axis, x.ndim)
+    if isinstance(sections, int | np.integer) and sections < 1:
+        raise ValueError(f"split: the number of sections must be at least 1, got {sections}")
     try:
         pieces = np.split(x.data, sections, axis=axis)
-    except (ValueError, np.exceptions.AxisError) as e:
+    except (ValueError, TypeError) as e:
         raise ValueError(f"split: cannot split shape {x.shape} into {sections} along axis {axis} ({e})") from None
     dtype, shapes = x.dtype, [p.shape for p in pieces]  # the VJP needs the pieces' shapes, not their data
 
@@ -590,12 +629,11 @@ def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
     The RNN layers use this to take the per-step slices of the input projection:
     T getitems would each scatter into a full-size zero gradient, O(T²) work.
     """
+    x = _lift(x)
     xd = x.data
     if xd.ndim == 0:
         raise ValueError("unbind: needs a tensor with at least one dimension")
-    if not -xd.ndim <= axis < xd.ndim:
-        raise ValueError(f"unbind: axis {axis} is out of range for a tensor of shape {x.shape}")
-    axis = axis % xd.ndim
+    axis = _axis("unbind", axis, xd.ndim)
     outs = list(np.moveaxis(xd, axis, 0))  # views into x, no copies
     shape, dtype = xd.shape, xd.dtype  # the VJP needs x's shape, not its data
 
@@ -632,9 +670,10 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 # ---------------------------------------------------------------------------
 def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis`` (or ``dim=``; the last one by default)."""
+    x = _lift(x)
     _check_float("softmax", x)
     axis = _dim_axis("softmax", axis, dim, None, None)[0]
-    axis = -1 if axis is None else axis
+    axis = _axis("softmax", -1 if axis is None else axis, x.ndim)
     e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
     # δx = y ⊙ (δy − Σ_j δy_j y_j)
@@ -643,9 +682,10 @@ def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Te
 
 def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """log softmax(x)_i = x_i − log Σ_j e^{x_j} along ``axis`` (or ``dim=``; the last one by default)."""
+    x = _lift(x)
     _check_float("log_softmax", x)
     axis = _dim_axis("log_softmax", axis, dim, None, None)[0]
-    axis = -1 if axis is None else axis
+    axis = _axis("log_softmax", -1 if axis is None else axis, x.ndim)
     s = x.data - x.data.max(axis=axis, keepdims=True)
     y = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))  # log-sum-exp, never overflows
     # δx = δy − softmax(x) Σ_j δy_j

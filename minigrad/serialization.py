@@ -67,10 +67,23 @@ def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, _UMASKED_MODE)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
+        _fsync_directory(path.parent)  # the rename itself survives a power cut only once the directory is synced
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    """fsync a directory (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _pad(n: int) -> int:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -53,39 +54,45 @@ __all__ = [
     "current_scope",
 ]
 
+
 # ---------------------------------------------------------------------------
-# Recording state: grad mode, the current scope and the tape counter
+# Recording state: grad mode, the current scope (both per thread, as in PyTorch) and the tape
+# counter (shared: one tape order for every thread)
 # ---------------------------------------------------------------------------
-_grad_enabled = True
-_scope = ""  # the current scope path, e.g. "l0/t=3"
+class _Recording(threading.local):
+    """Each thread sees its own copy: a ``no_grad`` in one thread leaves the others recording."""
+
+    grad_enabled = True
+    scope = ""  # the current scope path, e.g. "l0/t=3"
+
+
+_rec = _Recording()
 _seq = itertools.count()  # next(_seq): a new node's place on the tape
 
 
 def is_grad_enabled() -> bool:
     """Whether ops are being recorded (False inside ``no_grad``)."""
-    return _grad_enabled
+    return _rec.grad_enabled
 
 
 @contextmanager
 def no_grad() -> Iterator[None]:
     """Run ops without recording them: results have no node and need no grad."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    previous, _rec.grad_enabled = _rec.grad_enabled, False
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _rec.grad_enabled = previous
 
 
 @contextmanager
 def enable_grad() -> Iterator[None]:
     """Record ops again inside a ``no_grad`` block."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
+    previous, _rec.grad_enabled = _rec.grad_enabled, True
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _rec.grad_enabled = previous
 
 
 class scope:  # noqa: N801 (used like a function: with mg.scope("t=3"))
@@ -104,18 +111,16 @@ class scope:  # noqa: N801 (used like a function: with mg.scope("t=3"))
         self.name = name
 
     def __enter__(self) -> None:
-        global _scope
-        self._outer = _scope  # restored on exit
-        _scope = f"{_scope}/{self.name}" if _scope else self.name
+        self._outer = outer = _rec.scope  # restored on exit
+        _rec.scope = f"{outer}/{self.name}" if outer else self.name
 
     def __exit__(self, *exc: object) -> None:
-        global _scope
-        _scope = self._outer
+        _rec.scope = self._outer
 
 
 def current_scope() -> str:
-    """The scope path new nodes are recorded in ("" outside every scope)."""
-    return _scope
+    """The scope path new nodes are recorded in, in this thread ("" outside every scope)."""
+    return _rec.scope
 
 
 # ---------------------------------------------------------------------------
@@ -141,7 +146,7 @@ class Node:
         self.inputs = inputs
         self.vjp = vjp
         self.seq = next(_seq)
-        self.scope = _scope
+        self.scope = _rec.scope
         self.shapes = shapes  # the shape of each output
         self.many = many  # vjp takes the list of output gradients (split, unbind)
         self.names: dict[int, str] | None = None  # output index -> name, for pictures and format_tape
@@ -198,9 +203,9 @@ class Tensor:
     def _make(data: np.ndarray, op: str, inputs: tuple, vjp: Callable) -> Tensor:
         """Wrap an op's result; record a node when a gradient can flow to it."""
         if checks.anomaly:
-            checks.check_finite((data,), op, _scope, inputs, "output")
+            checks.check_finite((data,), op, _rec.scope, inputs, "output")
         out = Tensor.__new__(Tensor)  # no __init__: an op's result is a checked array already
-        if _grad_enabled:
+        if _rec.grad_enabled:
             for x in inputs:
                 if x.requires_grad:  # a gradient can flow: record the node
                     node = Node(op, tuple([t._edge or t for t in inputs]), vjp, (data.shape,))
@@ -214,9 +219,9 @@ class Tensor:
         """``_make`` for an op with several outputs (split, unbind): one node, whose vjp
         receives the list of output gradients (None where none arrived)."""
         if checks.anomaly:
-            checks.check_finite(datas, op, _scope, inputs, "output")
+            checks.check_finite(datas, op, _rec.scope, inputs, "output")
         node = None
-        if _grad_enabled and any(x.requires_grad for x in inputs):
+        if _rec.grad_enabled and any(x.requires_grad for x in inputs):
             node = Node(op, tuple([t._edge or t for t in inputs]), vjp, tuple(d.shape for d in datas), many=True)
         outs = tuple(Tensor.__new__(Tensor) for _ in datas)
         for i, (t, d) in enumerate(zip(outs, datas)):
@@ -436,10 +441,10 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
 
 def _accumulate(x: Tensor, g: np.ndarray) -> None:
     """x.grad += g for a leaf (its own copy first: g may be shared with other nodes)."""
+    if g.shape != x.data.shape:  # x.data was replaced by an array of another shape after the forward
+        raise checks.LeafShapeError.at(x, g)
     if hooks.active and (g := hooks.at_leaf(x, g)) is None:  # register_hook, mg.grad (hooks.py)
         return
-    if g.shape != x.data.shape:  # an op's VJP must return the input's shape
-        raise RuntimeError(f"internal error: gradient of shape {g.shape} for a leaf of shape {x.data.shape}")
     if x._grad is None:
         x._grad = np.array(g, dtype=x.data.dtype)
     else:

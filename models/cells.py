@@ -110,7 +110,10 @@ def _float_dtype(owner: str, dtype: Any) -> np.dtype:
 
 def _as_input(owner: str, what: str, value: Any, dtype: np.dtype) -> Tensor:
     """A Tensor of the parameters' dtype, or a TypeError that says what to change."""
-    t = value if isinstance(value, Tensor) else Tensor(np.asarray(value))
+    try:
+        t = value if isinstance(value, Tensor) else Tensor(value)
+    except TypeError as e:  # ragged lists, strings, objects
+        raise TypeError(f"{owner}: {what}: {e}") from None
     if t.dtype != dtype:
         raise TypeError(
             f"{owner}: {what} has dtype {t.dtype} but the parameters are {dtype} "
@@ -272,8 +275,11 @@ class LSTMCell(_CellBase):
 
     def forward(self, x: Any, hx: tuple[Any, Any] | None = None) -> tuple[Tensor, Tensor]:
         if hx is not None and not (isinstance(hx, tuple | list) and len(hx) == 2):
-            raise TypeError(f"LSTMCell: hx must be a tuple (h, c), got {type(hx).__name__}")
+            got = f"a {type(hx).__name__} of {len(hx)}" if isinstance(hx, tuple | list) else type(hx).__name__
+            raise TypeError(f"LSTMCell: hx must be a tuple (h, c) of 2 tensors, got {got}")
         h, c = (None, None) if hx is None else hx
+        if (h is None) != (c is None):  # as the LSTM layer: one state given, the other zeros, is a slip
+            raise ValueError("LSTMCell: give both h and c in hx (or hx=None for zeros)")
         x, batched = self._check_input(x)
         h = self._check_state(h, x.shape[0], batched, "h")
         c = self._check_state(c, x.shape[0], batched, "c")

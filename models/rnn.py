@@ -212,6 +212,10 @@ class _RecurrentLayers(Module):
             if self.dropout and layer < self.num_layers - 1:  # torch: dropout between layers, not after the last
                 inp = dropout(inp, self.dropout, self.training)
         out = inp
+        # read-only at every size: above output_rows_min_bytes its rows ARE the h_t the VJPs saved,
+        # so a write would change the gradients; below it, a copy. The same code must not behave
+        # differently by size: writing into out.data raises, always (out.data.copy() to edit)
+        out.data.flags.writeable = False
         h_n = mg.stack(h_n)  # (L*D, B, H)
         c_n = mg.stack(c_n) if self.has_cell else None
         if not batched:
@@ -431,7 +435,8 @@ class LSTM(_RecurrentLayers):
         h, c = None, None
         if h0 is not None:
             if not (isinstance(h0, tuple | list) and len(h0) == 2):
-                raise TypeError(f"LSTM: h0 must be a tuple (h_0, c_0) or None, got {type(h0).__name__}")
+                got = f"a {type(h0).__name__} of {len(h0)}" if isinstance(h0, tuple | list) else type(h0).__name__
+                raise TypeError(f"LSTM: h0 must be a tuple (h_0, c_0) of 2 tensors or None, got {got}")
             h, c = h0
             if (h is None) != (c is None):
                 raise ValueError("LSTM: give both h_0 and c_0 (or h0=None for zeros)")

@@ -167,7 +167,7 @@ class RandomTruncation:
     """
 
     def __init__(self, p: float, rng: np.random.Generator | int | None = None):
-        if not (isinstance(p, int | float) and 0 < p <= 1):
+        if isinstance(p, bool) or not (isinstance(p, int | float | np.integer | np.floating) and 0 < p <= 1):
             raise ValueError(f"RandomTruncation: keep probability p must lie in (0, 1], got {p!r}")
         self.p = float(p)
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -241,6 +241,8 @@ def tbptt_train(
     progress(update_index, loss): called after every update.
     """
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"tbptt_train: needs a time-major sequence with at least one step, got shape {x.shape}")
     T = x.shape[0]
     k1 = FixedTruncation(k1).k  # same validation as truncate=k
     k2 = k1 if k2 is None else FixedTruncation(k2).k
@@ -339,6 +341,8 @@ def checkpointed(
             "checkpointed: segments are cut along the first axis; use a time-major model (batch_first=False)"
         )
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"checkpointed: needs a time-major sequence with at least one step, got shape {x.shape}")
     T = x.shape[0]
     n = default_segments(T) if segments is None else FixedTruncation(segments).k
     n = min(n, T)

@@ -130,7 +130,7 @@ def test_record_grad_norms_stores_the_output_gradient_norm_on_each_node():
 
 def test_in_place_write_between_forward_and_backward_is_caught():
     W = Parameter(np.eye(2), name="W_hh")
-    loss = (mg.Tensor(np.ones((1, 2))) @ W).sum()
+    loss = (mg.Tensor(np.ones((1, 2)), requires_grad=True) @ W).sum()  # δx = δy Wᵀ reads the saved W
     W.grad = np.ones((2, 2))
     mg.optim.SGD([W], lr=0.1).step()
     with pytest.raises(RuntimeError, match="'W_hh'.*modified in place"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import time
 import zipfile
@@ -322,10 +323,15 @@ def test_an_old_npz_with_raw_zipfile_damage_is_a_value_error(tmp_path):
 def test_save_fsyncs_the_data_before_it_renames_the_file_into_place(tmp_path, monkeypatch):
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+
+    def fsync(fd):  # record what was synced: the file's data, then the directory holding the rename
+        calls.append("fsync directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
     mg.save(SMALL, tmp_path / "s.npz")
-    assert calls == ["fsync", "replace"]
+    assert calls == ["fsync file", "replace", "fsync directory"]
     assert_exact(mg.load(tmp_path / "s.npz"), SMALL)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import minigrad as mg
 import models
 import viz
+from viz.argtypes import non_negative_int, positive_int
 
 __all__ = ["main"]
 
@@ -83,14 +84,21 @@ def unrolled_loss(
 # ---------------------------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------------------------
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+_positive = positive_int  # argparse type: an integer ≥ 1
+
+# pictures need small layers; a size this big would only allocate for minutes, then fail
+MAX_WEIGHT_BYTES = 1 << 30
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    """Refuse layer sizes whose weights alone would pass MAX_WEIGHT_BYTES, naming the flag."""
+    H, I, L = args.hidden, args.input_size, args.layers
+    weight_bytes = 8 * 4 * H * (H + max(I, 2 * H) + 2) * L * 2  # ≤ 4 gates, both directions
+    if weight_bytes > MAX_WEIGHT_BYTES:
+        raise ValueError(
+            f"--hidden {H} (with --input-size {I}, --layers {L}) needs ~{weight_bytes / 2**30:.0f} GiB of "
+            f"weights, over the {MAX_WEIGHT_BYTES >> 30} GiB limit: a picture reads best with --hidden 2..64"
+        )
 
 
 def _probability(text: str) -> float:
@@ -104,6 +112,7 @@ def _probability(text: str) -> float:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    _check_sizes(args)
     t0 = time.perf_counter()
     truncate: Any = args.truncate
     if args.random_truncate is not None:
@@ -341,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--grads", action="store_true", help="run backward and colour by ‖δ‖ (log scale)")
     render.add_argument("--max-nodes", type=_positive, default=3000, help="refuse bigger pictures (default 3000)")
-    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--seed", type=non_negative_int, default=0)
     render.add_argument("--title", default=None)
     render.add_argument("-o", "--output", default="graph.svg", help="output file: .svg, .png, .pdf or .dot")
     render.set_defaults(func=cmd_render)

@@ -34,6 +34,7 @@ from models.compare import (
     scaling_check,
     worked_example_minigrad,
 )
+from viz.argtypes import writable_path
 
 __all__ = ["ProgressLine", "format_table", "verdict", "format_scaling", "plot_scaling", "build_parser", "main"]
 
@@ -233,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--budget", type=float, default=3.0, help="run the path sum only while it should take under this many seconds"
     )
-    g.add_argument("--plot", type=Path, default=Path("minigrad_scaling.png"), help="PNG plot of the scaling check")
+    g.add_argument(
+        "--plot", type=writable_path, default=Path("minigrad_scaling.png"), help="PNG plot of the scaling check"
+    )  # checked before the run
     g.add_argument("--no-plot", action="store_true", help="no PNG, only the table")
     return p
 
