@@ -238,6 +238,19 @@ def matmul(a: Any, b: Any) -> Tensor:
             (a, b),
             lambda g: (None if bd is None else g @ bd.T, None if ad is None else ad.T @ g),
         )
+    if len(sa) > 2 and len(sb) == 2:  # x (…, k) @ W (k, m), a readout over a sequence: fold the
+        # leading axes into rows, A = a as (n, k), G = δy as (n, m), one GEMM each way:
+        # δa = (G Wᵀ) reshaped to a's shape,  δb = Aᵀ G  (not one GEMM per batch and a sum)
+        A = None if ad is None else ad.reshape(-1, sa[-1])
+        return _make(
+            y,
+            "matmul",
+            (a, b),
+            lambda g: (
+                None if bd is None else (g.reshape(-1, sb[1]) @ bd.T).reshape(sa),
+                None if A is None else A.T @ g.reshape(-1, sb[1]),
+            ),
+        )
     return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd, sa, sb))
 
 
