@@ -220,8 +220,9 @@ def matmul(a: Any, b: Any) -> Tensor:
     ad, bd = a.data, b.data
     if ad.ndim == 0 or bd.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    fold = ad.ndim > 2 and bd.ndim == 2  # x (…, k) @ W (k, m): one (n, k) @ (k, m) GEMM, n = the leading axes' product
     try:
-        y = ad @ bd
+        y = (ad.reshape(-1, ad.shape[-1]) @ bd).reshape(*ad.shape[:-1], bd.shape[1]) if fold else ad @ bd
     except ValueError:
         k_a = ad.shape[-1]
         k_b = bd.shape[0] if bd.ndim == 1 else bd.shape[-2]
@@ -238,8 +239,7 @@ def matmul(a: Any, b: Any) -> Tensor:
             (a, b),
             lambda g: (None if bd is None else g @ bd.T, None if ad is None else ad.T @ g),
         )
-    if len(sa) > 2 and len(sb) == 2:  # x (…, k) @ W (k, m), a readout over a sequence: fold the
-        # leading axes into rows, A = a as (n, k), G = δy as (n, m), one GEMM each way:
+    if fold:  # a readout over a sequence: A = a as (n, k), G = δy as (n, m), one GEMM each way,
         # δa = (G Wᵀ) reshaped to a's shape,  δb = Aᵀ G  (not one GEMM per batch and a sum)
         A = None if ad is None else ad.reshape(-1, sa[-1])
         return _make(
