@@ -7,6 +7,7 @@ y = (x @ W).tanh().sum(); y.backward()      # x.grad is dL/dx
 
 from . import functional, nn, optim
 from .checks import AnomalyError, GraphFreedError, detect_anomaly
+from .compiler import compile  # noqa: A004 (mg.compile, the pinned name: trace once, replay fast)
 from .functional import cross_entropy, mse_loss, one_hot
 from .gcpause import gc_paused
 from .gradcheck import GradcheckError, gradcheck

@@ -1,0 +1,133 @@
+"""The passes: each a small function from a program to a program (tests/test_compile.py tests each).
+
+sum_of_squares          on the trace: Σ e ⊙ e (a mul of a value by itself, then a full sum)
+                        becomes one op ``sumsq``: one dot product, δe = 2 δy e
+dead_code               drop every instruction whose result nothing needs: the gradients of
+                        arguments that do not require grad (x, the targets) and what only
+                        they read
+batch_weight_grads      the T contributions aₜᵀ gₜ of a shared weight (dL/dW_hh = Σ_t h_{t-1}ᵀ δa_t)
+                        become one GEMM over the stacked steps, as hand-written BPTT does
+schedule_accumulation   each gradient sum written once: the first addend is taken as it is, the
+                        second makes a new array (the first may be shared), later ones add in place
+plan_memory             free every buffer right after its last use (``del``), the memory plan
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .program import Instr, Program, last_uses
+from .trace import TNode, Trace
+
+__all__ = ["sum_of_squares", "dead_code", "batch_weight_grads", "schedule_accumulation", "plan_memory", "PASSES"]
+
+
+def sum_of_squares(tr: Trace) -> Trace:
+    """sum(mul(e, e)) over all axes → sumsq(e), when the product is used by that sum only."""
+    uses = Counter(v for n in tr.nodes for v in n.ins)
+    producer = {n.outs[0]: n for n in tr.nodes if len(n.outs) == 1}
+    drop, nodes = set(), []
+    for n in tr.nodes:
+        m = producer.get(n.ins[0]) if n.op == "sum" else None
+        if (
+            m is not None and m.op == "mul" and m.ins[0] == m.ins[1] and uses[m.outs[0]] == 1
+            and not n.attrs["keepdims"] and len(n.attrs["axes"]) == len(tr.shapes[m.outs[0]])
+            and tr.shapes[m.ins[0]] == tr.shapes[m.outs[0]]
+        ):  # fmt: skip
+            drop.add(id(m))
+            n = TNode("sumsq", [m.ins[0]], n.outs, {}, n.scope)
+        nodes.append(n)
+    out = Trace(**{**tr.__dict__, "nodes": [n for n in nodes if id(n) not in drop]})
+    return out
+
+
+def dead_code(prog: Program) -> Program:
+    """Keep an instruction only if a later kept one reads what it writes (or it writes .grad / returns)."""
+    need = prog.kept()
+    kept = []
+    for ins in reversed(prog.instrs):
+        if ins.kind in ("write", "ret") or any(o in need for o in ins.outs):
+            kept.append(ins)
+            need.update(ins.ins)
+    out = prog.copy(kept[::-1])
+    out.notes.append(f"dead_code: {len(prog.instrs) - len(kept)} instructions removed")
+    return out
+
+
+def batch_weight_grads(prog: Program, min_terms: int = 2) -> Program:
+    """Σ_t aₜᵀ gₜ into one gradient → (a_1; …; a_T)ᵀ (g_1; …; g_T): one GEMM over the stacked rows."""
+    made = {i.outs[0]: i for i in prog.instrs if i.kind == "grad"}
+    groups: dict[str, list[Instr]] = {}
+    for ins in prog.instrs:
+        if ins.kind == "acc" and ins.ins[0] in made and made[ins.ins[0]].pattern:
+            groups.setdefault(ins.outs[0], []).append(ins)
+    drop, at = set(), {}
+    for target, accs in groups.items():
+        terms = [made[a.ins[0]] for a in accs]
+        shapes = {(t.pattern[1], t.pattern[2]) for t in terms}
+        if len(terms) < min_terms or len(shapes) < 1:
+            continue
+        A = ", ".join(t.pattern[1] for t in terms)
+        G = ", ".join(t.pattern[2] for t in terms)
+        d = f"d{terms[-1].outs[0][1:]}b"
+        ins = [*(t.pattern[1] for t in terms), *(t.pattern[2] for t in terms)]
+        first = terms[0]
+        grad = Instr("grad", "δbatched", [d], ins, f"{d} = np.concatenate([{A}]).T @ np.concatenate([{G}])",
+                     first.shape, first.dtype, False, None)  # fmt: skip
+        drop.update(id(x) for x in [*terms, *accs])
+        at[id(accs[-1])] = [grad, Instr("acc", "acc", [target], [d], f"{target} += {d}")]
+    if not at:
+        return prog
+    instrs = []
+    for ins in prog.instrs:
+        if id(ins) in at:
+            instrs.extend(at[id(ins)])
+        elif id(ins) not in drop:
+            instrs.append(ins)
+    out = prog.copy(instrs)
+    n = sum(len(g) for t, g in groups.items())
+    out.notes.append(f"batch_weight_grads: {n} weight-gradient products of {len(at)} shared weights -> {len(at)} GEMMs")
+    return out
+
+
+def schedule_accumulation(prog: Program) -> Program:
+    """Each contribution ``d = expr`` and its ``g += d`` as one statement, as it will run:
+    ``g = expr`` (the first addend, taken as it is), ``g = g + expr`` (the second: a new array,
+    since the first may be shared with another gradient), ``g += expr`` (later ones, in place)."""
+    seen: Counter = Counter()
+    made = {i.outs[0]: i for i in prog.instrs if i.kind == "grad"}
+    instrs = []
+    for ins in prog.instrs:
+        if ins.kind == "grad":
+            continue  # written where its sum takes it
+        if ins.kind == "acc":
+            g, d = ins.outs[0], ins.ins[0]
+            term = made[d]
+            expr = term.code.split(" = ", 1)[1]
+            seen[g] += 1
+            n = seen[g]
+            code = f"{g} = {expr}" if n == 1 else f"{g} = {g} + {expr}" if n == 2 else f"{g} += {expr}"
+            reads = term.ins if n == 1 else [*term.ins, g]
+            ins = Instr("grad", term.op, [g], reads, code, term.shape, term.dtype, term.view and n == 1)
+        instrs.append(ins)
+    return prog.copy(instrs)
+
+
+def plan_memory(prog: Program) -> Program:
+    """``del`` every name right after the instruction that reads it last: buffers are freed by liveness."""
+    last = last_uses(prog.instrs, prog.kept())
+    dying: dict[int, list[str]] = {}
+    for v, i in last.items():
+        dying.setdefault(i, []).append(v)
+    instrs = []
+    for i, ins in enumerate(prog.instrs):
+        instrs.append(ins)
+        if i in dying and ins.kind != "ret":
+            names = sorted(dying[i])
+            instrs.append(Instr("del", "del", [], [], "del " + ", ".join(names)))
+    out = prog.copy(instrs)
+    out.notes.append(f"plan_memory: freed after last use; plan peak {prog.peak_bytes():,} B")
+    return out
+
+
+PASSES = (dead_code, batch_weight_grads, schedule_accumulation, plan_memory)
