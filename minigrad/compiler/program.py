@@ -65,7 +65,9 @@ class Program:
 
     def peak_bytes(self) -> int:
         """The plan's peak: the bytes of buffers alive at once, freed after their last use."""
-        last = last_uses(self.instrs, self.kept())
+        dying: dict[int, list[str]] = {}
+        for v, at in last_uses(self.instrs, self.kept()).items():
+            dying.setdefault(at, []).append(v)
         size, live, peak = {}, 0, 0
         for i, ins in enumerate(self.instrs):
             for o in ins.outs:
@@ -73,8 +75,8 @@ class Program:
                     size[o] = ins.nbytes
                     live += ins.nbytes
             peak = max(peak, live)
-            for o in [v for v, at in last.items() if at == i and v in size]:
-                live -= size.pop(o)
+            for o in dying.get(i, ()):
+                live -= size.pop(o, 0)
         return peak
 
     def kept(self) -> set[str]:
