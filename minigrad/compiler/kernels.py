@@ -187,6 +187,13 @@ KERNELS: dict[str, Kernel] = {
     "where": Kernel(lambda n: f"{n.y} = np.where({n.const(n.a['c'])}, {n.x[0]}, {n.x[1]})",
                     [lambda n: n.unb(f"np.where({n.const(n.a['c'])}, {n.g}, 0)", 0),
                      lambda n: n.unb(f"np.where({n.const(n.a['c'])}, 0, {n.g})", 1)]),
+    "softmax": Kernel(lambda n: f"{n.y} = np.exp({n.x[0]} - {n.x[0]}.max(axis={n.a['axis']}, keepdims=True))\n"
+                                f"{n.y} = {n.y} / {n.y}.sum(axis={n.a['axis']}, keepdims=True)",
+                      [lambda n: f"{n.y} * ({n.g} - ({n.g} * {n.y}).sum(axis={n.a['axis']}, keepdims=True))"]),
+    "log_softmax": Kernel(lambda n: f"{n.y} = {n.x[0]} - {n.x[0]}.max(axis={n.a['axis']}, keepdims=True)\n"
+                                    f"{n.y} = {n.y} - np.log(np.exp({n.y}).sum(axis={n.a['axis']}, keepdims=True))",
+                          [lambda n: f"{n.g} - np.exp({n.y}) * {n.g}.sum(axis={n.a['axis']}, keepdims=True)"]),
+    "detach": Kernel(lambda n: f"{n.y} = {n.x[0]}", []),  # a cut: the same array, no gradient back
     # the sum-of-squares pass's op: Σ e ⊙ e as one dot product, δe = 2 δy e
     "sumsq": Kernel(lambda n: f"{n.y} = np.asarray(np.dot({n.x[0]}.ravel(), {n.x[0]}.ravel()))",
                     [lambda n: f"{n.g} * (2 * {n.x[0]})"]),

@@ -167,7 +167,7 @@ def lower(tr: Trace) -> Program:
         e = Emit([names[i] for i in n.ins], [tr.shapes[i] for i in n.ins], [names[o] for o in n.outs],
                  [tr.shapes[o] for o in n.outs], n.attrs, tr.dtypes[n.outs[0]], const=const)  # fmt: skip
         emits.append(e)
-        view = n.op in ("reshape", "transpose", "unbind", "split", "scale_grad")
+        view = n.op in ("reshape", "transpose", "unbind", "split", "scale_grad", "detach")
         code = kernel.fwd(e)
         instrs.append(
             Instr(
@@ -196,7 +196,7 @@ def lower(tr: Trace) -> Program:
         e.gs = [f"g{o}" if o in has_grad else None for o in n.outs]
         kernel = KERNELS[n.op]
         for k, v in enumerate(n.ins):
-            if v in tr.consts:
+            if v in tr.consts or n.op == "detach":
                 continue
             d = f"d{count}"
             count += 1

@@ -164,6 +164,13 @@ class _Recorder:
             self.trace.params[v] = t
             self.trace.needs_grad.add(v)
             return v
+        cut = t._cut_from[0]() if t._cut_from is not None else None
+        if cut is not None and type(cut) is not Tensor and (id(cut), t._cut_from[1]) not in self.ids:
+            self.capture([(cut, t._cut_from[1])])  # the value it was cut from, if no one else needed it
+        if cut is not None and (id(cut), t._cut_from[1]) in self.ids:  # h.detach() inside the step: a cut
+            src = self.ids[(id(cut), t._cut_from[1])]
+            self.trace.nodes.append(TNode("detach", [src], [v], {}))
+            return v
         for i, a in enumerate(self.args):
             if isinstance(a, Tensor) and np.may_share_memory(a.data, t.data):
                 raise CompileError(
