@@ -462,3 +462,26 @@ def test_the_program_prints_as_a_wengert_list_with_names_and_sizes():
         and len(str(c.program_before).splitlines())
         > len([line for line in text.splitlines() if not line.startswith("del ")]) - 5
     )
+
+
+def test_integer_targets_in_an_index_are_read_fresh_every_replay():
+    rnn, head = models.GRU(5, 8, rng=0), mg.nn.Linear(8, 5, rng=0)
+    params = [*rnn.parameters(), *head.parameters()]
+
+    def step(x, y):
+        for p in params:
+            p.grad = None
+        out, _ = rnn(x)
+        loss = models.sequence_cross_entropy(head(out), y)  # getitem with the targets as its index
+        loss.backward()
+        return loss
+
+    compiled, rng = mg.compile(step), np.random.default_rng(0)
+    for _ in range(5):
+        x, y = rng.standard_normal((6, 2, 5)), rng.integers(0, 5, (6, 2))
+        loss = compiled(x, y)
+        got = [p.grad.copy() for p in params]
+        assert float(loss.data) == pytest.approx(float(step(mg.Tensor(x), y).data), abs=1e-12)
+        for g, p in zip(got, params):
+            np.testing.assert_allclose(g, p.grad, atol=1e-12)
+    assert compiled.traces == 2

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .kernels import KERNELS, Emit
-from .trace import CompileError, Trace
+from .trace import ArgRef, CompileError, Trace
 
 __all__ = ["Instr", "Program", "lower"]
 
@@ -142,14 +142,15 @@ def lower(tr: Trace) -> Program:
         instrs.append(Instr("load", "constant", [names[v]], [], f"c{v} = _c[{names[v]!r}]", c.shape, c.dtype, True))
 
     def const(value: Any) -> str:  # an array attribute (a mask, an index) becomes a named constant
-        if isinstance(value, np.ndarray) or (
-            isinstance(value, tuple) and any(isinstance(i, np.ndarray) for i in value)
-        ):
+        if isinstance(value, ArgRef):
+            return value.code()
+        if isinstance(value, tuple):
+            return "(" + "".join(f"{const(v)}, " for v in value) + ")"
+        if isinstance(value, np.ndarray):
             name = f"k{len(consts)}"
             consts[name] = value
-            instrs.append(
-                Instr("load", "constant", [name], [], f"{name} = _c[{name!r}]", getattr(value, "shape", ()), None, True)
-            )
+            load = Instr("load", "constant", [name], [], f"{name} = _c[{name!r}]", value.shape, value.dtype, True)
+            instrs.append(load)
             return name
         return repr(value)
 

@@ -34,11 +34,22 @@ from .. import checks, gradnorms
 from .. import tensor as _tensor
 from ..tensor import Tensor
 
-__all__ = ["CompileError", "TNode", "Trace", "trace_call", "closure_attrs"]
+__all__ = ["ArgRef", "CompileError", "TNode", "Trace", "trace_call", "closure_attrs"]
 
 
 class CompileError(RuntimeError):
     """A step the compiler cannot replay faithfully (it says which op or which rule)."""
+
+
+@dataclass(frozen=True)
+class ArgRef:
+    """An attribute that is argument ``index``'s data, in ``shape`` (read fresh on every replay)."""
+
+    index: int
+    shape: tuple
+
+    def code(self) -> str:
+        return f"_in[{self.index}].data.reshape({self.shape!r})"
 
 
 @dataclass
@@ -202,7 +213,26 @@ class _Recorder:
                 )
             ins = [self.ids[(id(x[0]), x[1])] if type(x) is tuple else self.leaf(x) for x in node.inputs]
             outs = [self._new((id(node), j), node, s, self.trace.dtypes[ins[0]]) for j, s in enumerate(node.shapes)]
-            self.trace.nodes.append(TNode(node.op, ins, outs, closure_attrs(node.op, node.vjp), node.scope))
+            attrs = {k: self._arg_refs(a) for k, a in closure_attrs(node.op, node.vjp).items()}
+            self.trace.nodes.append(TNode(node.op, ins, outs, attrs, node.scope))
+
+    def _arg_refs(self, a: Any) -> Any:
+        """An attribute array that is an argument's data (integer targets in an index) as ``ArgRef``."""
+        if isinstance(a, tuple):
+            return tuple(self._arg_refs(x) for x in a)
+        if not isinstance(a, np.ndarray):
+            return a
+        for i, arg in enumerate(self.args):
+            d = arg.data if isinstance(arg, Tensor) else None
+            if d is None or not np.may_share_memory(a, d):
+                continue
+            same_start = a.__array_interface__["data"][0] == d.__array_interface__["data"][0]
+            if same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous:
+                return ArgRef(i, a.shape)  # the argument itself, perhaps reshaped
+            raise CompileError(
+                f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {i}; pass it whole"
+            )
+        return a
 
     def value_of(self, t: Tensor) -> int:
         """The value id of a tensor the step returns (a detached tensor: the value it was cut from)."""
