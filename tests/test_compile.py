@@ -485,3 +485,47 @@ def test_integer_targets_in_an_index_are_read_fresh_every_replay():
         for g, p in zip(got, params):
             np.testing.assert_allclose(g, p.grad, atol=1e-12)
     assert compiled.traces == 2
+
+
+@pytest.mark.parametrize("cls", [models.RNN, models.LSTM])
+def test_tbptt_train_with_compile_gives_eager_losses_and_weights(cls):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((23, 2, 3)), rng.standard_normal((23, 2, 4))
+    runs = []
+    for flag in (False, True):
+        rnn = cls(3, 4, rng=0)
+        opt = mg.optim.SGD(rnn.parameters(), lr=0.1)
+
+        def loss_fn(out, target):
+            e = out - target
+            return 0.5 * (e * e).sum()
+
+        r = models.tbptt_train(rnn, x, y, loss_fn, opt, k1=5, max_norm=1.0, compile=flag)
+        runs.append((r.losses, [p.data.copy() for p in rnn.parameters()]))
+    np.testing.assert_allclose(
+        runs[1][0], runs[0][0], rtol=1e-12
+    )  # 5 windows: 4 of 5 steps (traced twice, replayed), 1 of 3
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(b, a, atol=1e-12)
+
+
+def test_char_rnn_with_compile_trains_to_the_same_losses(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    if str(examples) not in sys.path:
+        sys.path.insert(0, str(examples))  # the examples import their shared helpers as `_common`
+    path = examples / "char_rnn.py"
+    spec = importlib.util.spec_from_file_location("example_char_rnn_compiled", path)
+    char_rnn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(char_rnn)
+    histories = []
+    for flag in ([], ["--compile"]):
+        out = tmp_path / ("c" if flag else "e")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # no retrace warning: the step replays
+            char_rnn.main(["--quick", "--steps", "5", "--eval-every", "1e9", "--out", str(out), *flag])
+        histories.append(char_rnn.load_checkpoint(out / "char_rnn_lstm.npz")["history"]["train_loss"])
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)  # float32

@@ -193,6 +193,8 @@ KERNELS: dict[str, Kernel] = {
     "log_softmax": Kernel(lambda n: f"{n.y} = {n.x[0]} - {n.x[0]}.max(axis={n.a['axis']}, keepdims=True)\n"
                                     f"{n.y} = {n.y} - np.log(np.exp({n.y}).sum(axis={n.a['axis']}, keepdims=True))",
                           [lambda n: f"{n.g} - np.exp({n.y}) * {n.g}.sum(axis={n.a['axis']}, keepdims=True)"]),
+    "embedding": Kernel(lambda n: f"{n.y} = {n.x[0]}[{n.const(n.a['idx'])}]",            # out = W[idx]
+                        [lambda n: f"_embed_grad({n.s[0]!r}, {n.const(n.a['idx'])}, {n.g})"]),
     "detach": Kernel(lambda n: f"{n.y} = {n.x[0]}", []),  # a cut: the same array, no gradient back
     # the sum-of-squares pass's op: Σ e ⊙ e as one dot product, δe = 2 δy e
     "sumsq": Kernel(lambda n: f"{n.y} = np.asarray(np.dot({n.x[0]}.ravel(), {n.x[0]}.ravel()))",
@@ -220,5 +222,19 @@ def _scatter(shape: tuple, dtype: Any, idx: Any, basic: bool, g: np.ndarray) -> 
     return dx
 
 
+def _embed_grad(wshape: tuple, idx: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """δW[k] = Σ of δout over the positions that picked row k (ops.embedding's VJP)."""
+    dw = np.zeros(wshape, g.dtype)
+    np.add.at(dw, idx.ravel(), g.reshape(-1, *wshape[1:]))
+    return dw
+
+
 # the names the generated code calls besides numpy
-HELPERS: dict[str, Any] = {"np": np, "_unb": unbroadcast, "_mm_vjp": _matmul_vjp, "_rows": _rows, "_scatter": _scatter}
+HELPERS: dict[str, Any] = {
+    "np": np,
+    "_unb": unbroadcast,
+    "_mm_vjp": _matmul_vjp,
+    "_rows": _rows,
+    "_scatter": _scatter,
+    "_embed_grad": _embed_grad,
+}

@@ -227,7 +227,7 @@ class _Recorder:
             if d is None or not np.may_share_memory(a, d):
                 continue
             same_start = a.__array_interface__["data"][0] == d.__array_interface__["data"][0]
-            if same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous:
+            if a is d or same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous:
                 return ArgRef(i, a.shape)  # the argument itself, perhaps reshaped
             raise CompileError(
                 f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {i}; pass it whole"
