@@ -101,7 +101,7 @@ class Compiled:
         e = self._last
         if e is None or e.program is None:
             return {}
-        return {"eager_peak": e.eager_peak, "replay_peak": e.replay_peak, "plan_peak": e.before.peak_bytes()}
+        return {"eager_peak": e.eager_peak, "replay_peak": e.replay_peak, "plan_peak": e.program.peak_bytes()}
 
     # -- the call -----------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:

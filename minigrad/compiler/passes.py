@@ -61,11 +61,10 @@ def batch_weight_grads(prog: Program, min_terms: int = 2) -> Program:
     for ins in prog.instrs:
         if ins.kind == "acc" and ins.ins[0] in made and made[ins.ins[0]].pattern:
             groups.setdefault(ins.outs[0], []).append(ins)
-    drop, at = set(), {}
+    drop, at, batched = set(), {}, 0
     for target, accs in groups.items():
         terms = [made[a.ins[0]] for a in accs]
-        shapes = {(t.pattern[1], t.pattern[2]) for t in terms}
-        if len(terms) < min_terms or len(shapes) < 1:
+        if len(terms) < min_terms:
             continue
         A = ", ".join(t.pattern[1] for t in terms)
         G = ", ".join(t.pattern[2] for t in terms)
@@ -75,6 +74,7 @@ def batch_weight_grads(prog: Program, min_terms: int = 2) -> Program:
         grad = Instr("grad", "δbatched", [d], ins, f"{d} = np.concatenate([{A}]).T @ np.concatenate([{G}])",
                      first.shape, first.dtype, False, None)  # fmt: skip
         drop.update(id(x) for x in [*terms, *accs])
+        batched += len(terms)
         at[id(accs[-1])] = [grad, Instr("acc", "acc", [target], [d], f"{target} += {d}")]
     if not at:
         return prog
@@ -85,8 +85,9 @@ def batch_weight_grads(prog: Program, min_terms: int = 2) -> Program:
         elif id(ins) not in drop:
             instrs.append(ins)
     out = prog.copy(instrs)
-    n = sum(len(g) for t, g in groups.items())
-    out.notes.append(f"batch_weight_grads: {n} weight-gradient products of {len(at)} shared weights -> {len(at)} GEMMs")
+    out.notes.append(
+        f"batch_weight_grads: {batched} weight-gradient products of {len(at)} shared weight(s) -> {len(at)} GEMM(s)"
+    )
     return out
 
 
