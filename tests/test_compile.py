@@ -529,3 +529,13 @@ def test_char_rnn_with_compile_trains_to_the_same_losses(tmp_path):
             char_rnn.main(["--quick", "--steps", "5", "--eval-every", "1e9", "--out", str(out), *flag])
         histories.append(char_rnn.load_checkpoint(out / "char_rnn_lstm.npz")["history"]["train_loss"])
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)  # float32
+
+
+def test_contiguous_transposes_copies_w_hh_t_once_and_the_backward_reads_w_hh():
+    c = _compiled_readout()
+    before = passes.dead_code(c.program_before)
+    after = passes.contiguous_transposes(before)
+    made = [i for i in after.instrs if i.op == "transpose" and i.kind == "op"]
+    assert made and all("np.ascontiguousarray(" in i.code for i in made)
+    swapped = {i.outs[0] for i in made}
+    assert not any(f"{y}.T" in i.code for i in after.instrs for y in swapped)  # the backward reads W itself

@@ -14,12 +14,21 @@ plan_memory             free every buffer right after its last use (``del``), th
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
-from .program import Instr, Program, last_uses
+from .program import Instr, Program, last_uses, names_in
 from .trace import TNode, Trace
 
-__all__ = ["sum_of_squares", "dead_code", "batch_weight_grads", "schedule_accumulation", "plan_memory", "PASSES"]
+__all__ = [
+    "sum_of_squares",
+    "dead_code",
+    "contiguous_transposes",
+    "batch_weight_grads",
+    "schedule_accumulation",
+    "plan_memory",
+    "PASSES",
+]
 
 
 def sum_of_squares(tr: Trace) -> Trace:
@@ -52,6 +61,35 @@ def dead_code(prog: Program) -> Program:
     out = prog.copy(kept[::-1])
     out.notes.append(f"dead_code: {len(prog.instrs) - len(kept)} instructions removed")
     return out
+
+
+def contiguous_transposes(prog: Program) -> Program:
+    """A 2-D transpose of a weight (W_hhᵀ, read by every step's GEMM) copied once into C order,
+    and its own transpose, where the backward reads it, replaced by the weight itself: BLAS runs
+    a (B, H) @ (H, H) product on a C-ordered right operand about 1.7× faster at H = 128."""
+    loads = {i.outs[0] for i in prog.instrs if i.kind == "load"}
+    swap: dict[str, str] = {}
+    instrs = []
+    for ins in prog.instrs:
+        if ins.kind == "op" and ins.op == "transpose" and len(ins.shape) == 2 and ins.ins[0] in loads:
+            (x,), (y,) = ins.ins, ins.outs
+            swap[y] = x
+            ins = Instr("op", "transpose", [y], [x], f"{y} = np.ascontiguousarray({x}.T)", ins.shape, ins.dtype)
+        elif swap and ".T" in ins.code:
+            code = ins.code
+            for y, x in swap.items():
+                code = re.sub(rf"\b{y}\.T\b", x, code)
+            if code != ins.code:
+                ins = Instr(ins.kind, ins.op, ins.outs, names_in_code(code, ins.outs), code, ins.shape, ins.dtype,
+                            ins.view, ins.pattern)  # fmt: skip
+        instrs.append(ins)
+    out = prog.copy(instrs)
+    out.notes.append(f"contiguous_transposes: {len(swap)} weight transposes made C-contiguous once per call")
+    return out
+
+
+def names_in_code(code: str, outs: list[str]) -> list[str]:
+    return [v for v in names_in(code) if v not in outs]
 
 
 def batch_weight_grads(prog: Program, min_terms: int = 2) -> Program:
@@ -131,4 +169,4 @@ def plan_memory(prog: Program) -> Program:
     return out
 
 
-PASSES = (dead_code, batch_weight_grads, schedule_accumulation, plan_memory)
+PASSES = (dead_code, contiguous_transposes, batch_weight_grads, schedule_accumulation, plan_memory)
