@@ -413,7 +413,9 @@ def _compiled_train_impl(p: Problem) -> Impl | None:
     compiled = mg.compile(step)
     for _ in range(3):  # two traced eager calls, then the first replay (which measures its memory): not timed
         compiled(*args)
-    return Impl("minigrad compiled", lambda: compiled(*args), lambda: layer.weight_hh_l0.grad)
+    mem = compiled.memory  # tracemalloc peaks of a traced (eager) call and of the first replay
+    note = f"peak {_mb(mem['replay_peak'])} MiB replayed vs {_mb(mem['eager_peak'])} MiB eager" if mem else ""
+    return Impl("minigrad compiled", lambda: compiled(*args), lambda: layer.weight_hh_l0.grad, note=note)
 
 
 def _torch_nn_train_impl(p: Problem, torch) -> Impl:
@@ -895,6 +897,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             print("minigrad compiled = mg.compile(step), replayed after its traces:")
             print(format_time_table(train))
+            notes = [f"  {c.model} {c.dtype} {_size_str(c.size)}: {c.notes['minigrad compiled']}" for c in train
+                     if c.notes.get("minigrad compiled")]  # fmt: skip
+            if notes:
+                print("Memory of one step (tracemalloc peak above what was live before it):", *notes, sep="\n")
         scaling = scaling_rows(cells)
         if scaling:
             print("\nGrowth with T (cost at the longer T ÷ cost at the shorter; linear = the T ratio):")
