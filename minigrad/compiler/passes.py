@@ -92,28 +92,40 @@ def names_in_code(code: str, outs: list[str]) -> list[str]:
     return [v for v in names_in(code) if v not in outs]
 
 
-def batch_weight_grads(prog: Program, min_terms: int = 2) -> Program:
-    """Σ_t aₜᵀ gₜ into one gradient → (a_1; …; a_T)ᵀ (g_1; …; g_T): one GEMM over the stacked rows."""
+def batch_weight_grads(prog: Program, rows: int = 256) -> Program:
+    """Σ_t aₜᵀ gₜ into one gradient → (a_1; …; a_k)ᵀ (g_1; …; g_k): one GEMM per chunk of stacked steps.
+
+    A chunk has about ``rows`` rows (k·B ≥ rows: BLAS runs near full speed there), so the
+    gₜ of a chunk are freed once its GEMM ran: the stacked copies never hold all T steps at once.
+    """
     made = {i.outs[0]: i for i in prog.instrs if i.kind == "grad"}
+    shapes = {o: i.shape for i in prog.instrs for o in i.outs}
     groups: dict[str, list[Instr]] = {}
     for ins in prog.instrs:
         if ins.kind == "acc" and ins.ins[0] in made and made[ins.ins[0]].pattern:
             groups.setdefault(ins.outs[0], []).append(ins)
-    drop, at, batched = set(), {}, 0
+    drop, at, batched, gemms = set(), {}, 0, 0
     for target, accs in groups.items():
-        terms = [made[a.ins[0]] for a in accs]
-        if len(terms) < min_terms:
+        if len(accs) < 2:
             continue
-        A = ", ".join(t.pattern[1] for t in terms)
-        G = ", ".join(t.pattern[2] for t in terms)
-        d = f"d{terms[-1].outs[0][1:]}b"
-        ins = [*(t.pattern[1] for t in terms), *(t.pattern[2] for t in terms)]
-        first = terms[0]
-        grad = Instr("grad", "δbatched", [d], ins, f"{d} = np.concatenate([{A}]).T @ np.concatenate([{G}])",
-                     first.shape, first.dtype, False, None)  # fmt: skip
-        drop.update(id(x) for x in [*terms, *accs])
-        batched += len(terms)
-        at[id(accs[-1])] = [grad, Instr("acc", "acc", [target], [d], f"{target} += {d}")]
+        b = shapes.get(made[accs[0].ins[0]].pattern[1], (1,))
+        k = max(2, -(-rows // max(1, b[0] if len(b) == 2 else 1)))  # steps per chunk
+        for c in range(0, len(accs), k):
+            chunk = accs[c : c + k]
+            terms = [made[a.ins[0]] for a in chunk]
+            drop.update(id(x) for x in [*terms, *chunk])
+            batched += len(terms)
+            if len(terms) == 1:  # a lone product stays as it was
+                drop.difference_update((id(terms[0]), id(chunk[0])))
+                continue
+            A = ", ".join(t.pattern[1] for t in terms)
+            G = ", ".join(t.pattern[2] for t in terms)
+            d = f"{terms[-1].outs[0]}b"
+            ins = [*(t.pattern[1] for t in terms), *(t.pattern[2] for t in terms)]
+            code = f"{d} = np.concatenate([{A}]).T @ np.concatenate([{G}])"
+            grad = Instr("grad", "δbatched", [d], ins, code, terms[0].shape, terms[0].dtype)
+            at[id(chunk[-1])] = [grad, Instr("acc", "acc", [target], [d], f"{target} += {d}")]
+            gemms += 1
     if not at:
         return prog
     instrs = []
@@ -123,9 +135,7 @@ def batch_weight_grads(prog: Program, min_terms: int = 2) -> Program:
         elif id(ins) not in drop:
             instrs.append(ins)
     out = prog.copy(instrs)
-    out.notes.append(
-        f"batch_weight_grads: {batched} weight-gradient products of {len(at)} shared weight(s) -> {len(at)} GEMM(s)"
-    )
+    out.notes.append(f"batch_weight_grads: {batched} weight-gradient products of shared weights -> {gemms} GEMM(s)")
     return out
 
 
