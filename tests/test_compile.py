@@ -456,7 +456,8 @@ def test_the_program_prints_as_a_wengert_list_with_names_and_sizes():
     c = _compiled_readout()
     text = str(c.program)
     assert "instructions, plan peak" in text and "dead_code:" in text and "batch_weight_grads:" in text
-    assert re.search(r"v\d+ = np\.tanh\(v\d+\)\s+# tanh\s+\(2, 4\)\s+float64\s+64 B", text)
+    assert re.search(r"v\d+ = np\.tanh\(v\d+, out=v\d+\[\d+\]\)\s+# tanh\s+\(2, 4\)\s+float64\s+view", text)
+    assert re.search(r"v\d+ = np\.tanh\(v\d+\)\s+# tanh\s+\(2, 4\)\s+float64\s+64 B", str(c.program_before))
     assert (
         "_grad(_leaf[" in text
         and len(str(c.program_before).splitlines())
@@ -529,6 +530,15 @@ def test_char_rnn_with_compile_trains_to_the_same_losses(tmp_path):
             char_rnn.main(["--quick", "--steps", "5", "--eval-every", "1e9", "--out", str(out), *flag])
         histories.append(char_rnn.load_checkpoint(out / "char_rnn_lstm.npz")["history"]["train_loss"])
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)  # float32
+
+
+def test_stack_in_place_writes_each_state_into_its_row():
+    c = _compiled_readout(T=4)
+    before = passes.dead_code(c.program_before)
+    after = passes.stack_in_place(before)
+    assert not [i for i in after.instrs if i.op == "stack" and "np.stack(" in i.code]  # no copying stack left
+    rows = [i.code for i in after.instrs if "out=" in i.code and i.op == "tanh"]
+    assert len(rows) == 4 and all(re.search(r"out=v\d+\[\d\]\)", r) for r in rows)
 
 
 def test_contiguous_transposes_copies_w_hh_t_once_and_the_backward_reads_w_hh():

@@ -62,6 +62,7 @@ class Kernel:
     fwd: Callable[[Emit], str]
     grads: list[Callable[[Emit], str]] | Callable[[Emit, int], str]
     pattern: dict[int, Callable[[Emit], tuple]] = field(default_factory=dict)
+    into: Callable[[Emit, str], str] | None = None  # the forward written into a given array (numpy's out=)
 
     def grad(self, n: Emit, k: int) -> str:
         return self.grads(n, k) if callable(self.grads) else self.grads[k](n)
@@ -147,7 +148,8 @@ KERNELS: dict[str, Kernel] = {
     "sub": Kernel(lambda n: f"{n.y} = {n.x[0]} - {n.x[1]}",                          # δa = δy, δb = −δy
                   [lambda n: n.unb(n.g, 0), lambda n: n.unb(f"-{n.g}", 1)]),
     "mul": Kernel(lambda n: f"{n.y} = {n.x[0]} * {n.x[1]}",                          # δa = δy ⊙ b, δb = δy ⊙ a
-                  [lambda n: n.unb(f"{n.g} * {n.x[1]}", 0), lambda n: n.unb(f"{n.g} * {n.x[0]}", 1)]),
+                  [lambda n: n.unb(f"{n.g} * {n.x[1]}", 0), lambda n: n.unb(f"{n.g} * {n.x[0]}", 1)],
+                  into=lambda n, o: f"{n.y} = np.multiply({n.x[0]}, {n.x[1]}, out={o})"),
     "div": Kernel(lambda n: f"{n.y} = {n.x[0]} / {n.x[1]}",                          # δa = δy / b, δb = −δy a / b²
                   [lambda n: n.unb(f"{n.g} / {n.x[1]}", 0),
                    lambda n: n.unb(f"-{n.g} * {n.x[0]} / ({n.x[1]} * {n.x[1]})", 1)]),
@@ -155,7 +157,8 @@ KERNELS: dict[str, Kernel] = {
     "lerp": Kernel(lambda n: f"{n.y} = np.multiply({n.x[2]}, {n.x[1]} - {n.x[0]})\n{n.y} += {n.x[0]}",
                    [lambda n: n.unb(f"{n.g} - {n.g} * {n.x[2]}", 0),                # δa = δy ⊙ (1 − w)
                     lambda n: n.unb(f"{n.g} * {n.x[2]}", 1),                        # δb = δy ⊙ w
-                    lambda n: n.unb(f"{n.g} * ({n.x[1]} - {n.x[0]})", 2)]),         # δw = δy ⊙ (b − a)
+                    lambda n: n.unb(f"{n.g} * ({n.x[1]} - {n.x[0]})", 2)],          # δw = δy ⊙ (b − a)
+                   into=lambda n, o: f"{n.y} = np.multiply({n.x[2]}, {n.x[1]} - {n.x[0]}, out={o})\n{n.y} += {n.x[0]}"),
     "matmul": Kernel(_mm_fwd, _mm_grad,
                      {1: lambda n: ("AtG", n.x[0], n.g) if len(n.s[0]) == 2 == len(n.s[1]) else None}),
     "addmm": Kernel(lambda n: f"{n.y} = {n.x[1]} @ {n.x[2]}\n{n.y} += {n.x[0]}",   # y = c + a b
@@ -164,10 +167,12 @@ KERNELS: dict[str, Kernel] = {
                     {2: lambda n: ("AtG", n.x[1], n.g)}),
     "exp": Kernel(lambda n: f"{n.y} = np.exp({n.x[0]})", [lambda n: f"{n.g} * {n.y}"]),
     "log": Kernel(lambda n: f"{n.y} = np.log({n.x[0]})", [lambda n: f"{n.g} / {n.x[0]}"]),
-    "tanh": Kernel(lambda n: f"{n.y} = np.tanh({n.x[0]})", [lambda n: f"{n.g} * (1 - {n.y} * {n.y})"]),
+    "tanh": Kernel(lambda n: f"{n.y} = np.tanh({n.x[0]})", [lambda n: f"{n.g} * (1 - {n.y} * {n.y})"],
+                   into=lambda n, o: f"{n.y} = np.tanh({n.x[0]}, out={o})"),
     "sigmoid": Kernel(_sigmoid_fwd, [lambda n: f"{n.g} * {n.y} * (1 - {n.y})"]),     # δx = δy ⊙ σ(1 − σ)
     "relu": Kernel(lambda n: f"{n.y} = np.multiply({n.x[0]}, {n.x[0]} > 0)",
-                   [lambda n: f"{n.g} * ({n.x[0]} > 0)"]),                           # δx = δy ⊙ [x > 0]
+                   [lambda n: f"{n.g} * ({n.x[0]} > 0)"],                            # δx = δy ⊙ [x > 0]
+                   into=lambda n, o: f"{n.y} = np.multiply({n.x[0]}, {n.x[0]} > 0, out={o})"),
     "sqrt": Kernel(lambda n: f"{n.y} = np.sqrt({n.x[0]})", [lambda n: f"{n.g} / (2 * {n.y})"]),
     "abs": Kernel(lambda n: f"{n.y} = np.abs({n.x[0]})", [lambda n: f"{n.g} * np.sign({n.x[0]})"]),
     "scale_grad": Kernel(lambda n: f"{n.y} = {n.x[0]}", [lambda n: f"{n.g} * {n.a['xi']!r}"]),  # δx = ξ δy

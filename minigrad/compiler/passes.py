@@ -63,6 +63,48 @@ def dead_code(prog: Program) -> Program:
     return out
 
 
+def stack_in_place(prog: Program) -> Program:
+    """``stack([h_1, …, h_T])`` along axis 0, where each h_t is made by an op that can write into a
+    given array: allocate the stack's array first and let each op write h_t into row t (eager's
+    ``out=`` rows in rnn.py): the states are in memory once, and the stack copies nothing."""
+    producer = {i.outs[0]: i for i in prog.instrs if i.kind == "op" and len(i.outs) == 1}
+    plans: dict[int, tuple] = {}
+    for ins in prog.instrs:
+        if ins.kind != "op" or ins.op != "stack" or not ins.code.endswith("axis=0)"):
+            continue
+        xs = [v for v in re.findall(r"\b\w+\b", ins.code.split("[", 1)[1].rsplit("]", 1)[0])]
+        if len(set(xs)) != len(xs) or not all(x in producer and producer[x].into for x in xs):
+            continue
+        if any(id(producer[x]) in plans for x in xs):
+            continue
+        buf = ins.outs[0]
+        for i, x in enumerate(xs):
+            plans[id(producer[x])] = (buf, i)
+        plans[id(ins)] = (buf, None)
+    if not plans:
+        return prog
+    instrs, allocated = [], set()
+    stacks = {id(i): i for i in prog.instrs if plans.get(id(i), (None, 0))[1] is None}
+    for ins in prog.instrs:
+        plan = plans.get(id(ins))
+        if plan is None:
+            instrs.append(ins)
+            continue
+        buf, row = plan
+        if row is None:
+            continue  # the stack itself: its rows are already written
+        if buf not in allocated:
+            allocated.add(buf)
+            st = next(s for s in stacks.values() if s.outs[0] == buf)
+            code = f"{buf} = np.empty({st.shape!r}, np.{st.dtype})"
+            instrs.append(Instr("op", "stack", [buf], [], code, st.shape, st.dtype))
+        code = ins.into(f"{buf}[{row}]")
+        instrs.append(Instr("op", ins.op, ins.outs, [*ins.ins, buf], code, ins.shape, ins.dtype, True))
+    out = prog.copy(instrs)
+    out.notes.append(f"stack_in_place: {len(stacks)} stacks written row by row, no copy")
+    return out
+
+
 def contiguous_transposes(prog: Program) -> Program:
     """A 2-D transpose of a weight (W_hhᵀ, read by every step's GEMM) copied once into C order,
     and its own transpose, where the backward reads it, replaced by the weight itself: BLAS runs
@@ -179,4 +221,4 @@ def plan_memory(prog: Program) -> Program:
     return out
 
 
-PASSES = (dead_code, contiguous_transposes, batch_weight_grads, schedule_accumulation, plan_memory)
+PASSES = (dead_code, stack_in_place, contiguous_transposes, batch_weight_grads, schedule_accumulation, plan_memory)

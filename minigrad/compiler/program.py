@@ -42,6 +42,7 @@ class Instr:
     dtype: Any = None
     view: bool = False  # its output shares memory with an input (no new buffer)
     pattern: tuple | None = None  # ("AtG", a, g): the contribution is aᵀ g (for the batching pass)
+    into: Any = None  # into(out) -> the same op written into the array ``out`` (numpy's out=), if it can
 
     @property
     def nbytes(self) -> int:
@@ -169,19 +170,11 @@ def lower(tr: Trace) -> Program:
                  [tr.shapes[o] for o in n.outs], n.attrs, tr.dtypes[n.outs[0]], const=const)  # fmt: skip
         emits.append(e)
         view = n.op in ("reshape", "transpose", "unbind", "split", "scale_grad", "detach")
-        code = kernel.fwd(e)
-        instrs.append(
-            Instr(
-                "op",
-                n.op,
-                e.ys,
-                [x for x in names_in(code) if x not in e.ys],
-                code,
-                tr.shapes[n.outs[0]],
-                tr.dtypes[n.outs[0]],
-                view,
-            )
-        )
+        code = kernel.fwd(e)  # once: it may name new constants
+        reads = [x for x in names_in(code) if x not in e.ys]
+        into = None if kernel.into is None else (lambda o, k=kernel, e=e: k.into(e, o))
+        shape, dtype = tr.shapes[n.outs[0]], tr.dtypes[n.outs[0]]
+        instrs.append(Instr("op", n.op, e.ys, reads, code, shape, dtype, view, into=into))
 
     # the backward: reverse tape order, each op's VJP once, its δ added to each input's sum
     has_grad = {tr.root}
