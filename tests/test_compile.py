@@ -168,14 +168,15 @@ def test_compiled_user_cell_from_raw_ops_equals_eager():
     _assert_compiled_equals_eager(Cell, (5, 2, 4), 5)
 
 
-def test_compiled_rnn_matches_the_hand_written_bptt():
-    rnn = models.RNN(3, 4, rng=1)
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_compiled_layer_matches_the_hand_written_bptt(kind):
+    layer = {"rnn": models.RNN, "gru": models.GRU, "lstm": models.LSTM}[kind](3, 4, rng=1)
     rng = np.random.default_rng(2)
     x, dout = rng.standard_normal((6, 2, 3)), rng.standard_normal((6, 2, 4))
 
     def step(x, dout):
-        rnn.zero_grad()
-        out, _ = rnn(x)
+        layer.zero_grad()
+        out, _ = layer(x)
         loss = (out * dout).sum()  # L = Σ_t <dout_t, h_t>
         loss.backward()
         return loss
@@ -183,9 +184,12 @@ def test_compiled_rnn_matches_the_hand_written_bptt():
     compiled = mg.compile(step)
     for _ in range(3):
         compiled(x, dout)
-    ref = reference.rnn_bptt({k[:-3]: v for k, v in rnn.state_dict().items()}, x, None, dout)
-    for name, g in ref.grads.items():
-        np.testing.assert_allclose(getattr(rnn, f"{name}_l0").grad, g, rtol=1e-10, atol=1e-12)
+    params = {k[:-3]: v for k, v in layer.state_dict().items()}
+    bptt = {"rnn": lambda: reference.rnn_bptt(params, x, None, dout),
+            "gru": lambda: reference.gru_bptt(params, x, None, dout),
+            "lstm": lambda: reference.lstm_bptt(params, x, None, None, dout)}[kind]()  # fmt: skip
+    for name, g in bptt.grads.items():
+        np.testing.assert_allclose(getattr(layer, f"{name}_l0").grad, g, rtol=1e-10, atol=1e-12)
 
 
 def test_a_step_that_returns_the_state_replays_it():
