@@ -553,3 +553,11 @@ def test_contiguous_transposes_copies_w_hh_t_once_and_the_backward_reads_w_hh():
     assert made and all("np.ascontiguousarray(" in i.code for i in made)
     swapped = {i.outs[0] for i in made}
     assert not any(f"{y}.T" in i.code for i in after.instrs for y in swapped)  # the backward reads W itself
+
+
+def test_gradient_rows_writes_each_step_gradient_into_its_row_and_the_batched_gemm_reads_a_slice():
+    c = _compiled_readout(T=4)
+    text = str(c.program)
+    assert "_rows(" not in text and "gradient_rows: 4 step gradients" in text
+    batched = [i.code for i in c.program.instrs if i.op == "δbatched"]
+    assert len(batched) == 1 and re.search(r"@ g\d+\[0:4\]\.reshape\(", batched[0])  # δa_1..δa_4 as one slice

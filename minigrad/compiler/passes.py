@@ -204,6 +204,81 @@ def schedule_accumulation(prog: Program) -> Program:
     return prog.copy(instrs)
 
 
+def gradient_rows(prog: Program) -> Program:
+    """δ of an ``unbind`` (the per-step δa_t of the input projection): each step's gradient is
+    written straight into its row of the result, instead of being copied there afterwards; and a
+    batched weight-gradient GEMM over those same steps reads the rows as one slice, not a copy."""
+    alias = {
+        i.outs[0]: i.code.split(" = ")[1]
+        for i in prog.instrs
+        if i.kind == "grad" and re.fullmatch(r"g\d+ = g\d+", i.code)
+    }
+    defs = Counter(o for i in prog.instrs for o in i.outs)
+    made = {i.outs[0]: i for i in prog.instrs if i.kind == "grad" and not i.view and defs[i.outs[0]] == 1}
+    rows: dict[str, tuple[str, int]] = {}  # root gradient -> (buffer, row)
+    allocs: dict[str, Instr] = {}
+    for ins in prog.instrs:
+        m = re.fullmatch(r"(g\d+) = _rows\((\(.*?\)), (np\.\w+), 0, \(([\w, ]*),?\)\)", ins.code)
+        if not m:
+            continue
+        names = [n.strip() for n in m.group(4).split(",") if n.strip()]
+        roots = []
+        for n in names:
+            while n in alias:
+                n = alias[n]
+            roots.append(n)
+        if len(set(roots)) != len(roots) or not all(r in made and r not in rows for r in roots):
+            continue
+        D = m.group(1)
+        allocs[D] = Instr(
+            "grad", "δunbind", [D], [], f"{D} = np.empty({m.group(2)}, {m.group(3)})", ins.shape, ins.dtype
+        )
+        for k, r in enumerate(roots):
+            rows[r] = (D, k)
+    if not rows:
+        return prog
+    first = {}
+    for i, ins in enumerate(prog.instrs):
+        if ins.outs and ins.outs[0] in rows:
+            first.setdefault(rows[ins.outs[0]][0], i)
+    instrs = []
+    for i, ins in enumerate(prog.instrs):
+        for D, at in first.items():
+            if at == i:
+                instrs.append(allocs[D])
+        if ins.code.startswith(tuple(f"{D} = _rows(" for D in allocs)):
+            continue  # the rows are already written
+        if ins.outs and ins.outs[0] in rows and ins.kind == "grad":
+            D, k = rows[ins.outs[0]]
+            expr = ins.code.split(" = ", 1)[1]
+            code = f"{D}[{k}] = {expr}\n{ins.outs[0]} = {D}[{k}]"
+            ins = Instr("grad", ins.op, ins.outs, [*ins.ins, D], code, ins.shape, ins.dtype, True)
+        elif ins.op == "δbatched":
+            ins = _batched_from_rows(ins, rows)
+        instrs.append(ins)
+    out = prog.copy(instrs)
+    out.notes.append(f"gradient_rows: {len(rows)} step gradients written into their rows of {len(allocs)} array(s)")
+    return out
+
+
+def _batched_from_rows(ins: Instr, rows: dict[str, tuple[str, int]]) -> Instr:
+    """(a_1; …; a_k)ᵀ (g_1; …; g_k) with the g's one run of rows of one array: a slice, no copy."""
+    m = re.fullmatch(r"(\w+) = np\.concatenate\(\[(.*)\]\)\.T @ np\.concatenate\(\[(.*)\]\)", ins.code)
+    if not m:
+        return ins
+    A, G = [a.strip() for a in m.group(2).split(",")], [g.strip() for g in m.group(3).split(",")]
+    if not all(g in rows for g in G) or len({rows[g][0] for g in G}) != 1:
+        return ins
+    D, ks = rows[G[0]][0], [rows[g][1] for g in G]
+    if ks == list(range(ks[0], ks[0] - len(ks), -1)):  # rows in reverse time: turn both lists round
+        A, ks = A[::-1], ks[::-1]
+    if ks != list(range(ks[0], ks[0] + len(ks))):
+        return ins
+    g = f"{D}[{ks[0]}:{ks[-1] + 1}]"
+    code = f"{m.group(1)} = np.concatenate([{', '.join(A)}]).T @ {g}.reshape(-1, {D}.shape[-1])"
+    return Instr(ins.kind, ins.op, ins.outs, [*A, D], code, ins.shape, ins.dtype, ins.view, ins.pattern)
+
+
 def plan_memory(prog: Program) -> Program:
     """``del`` every name right after the instruction that reads it last: buffers are freed by liveness."""
     last = last_uses(prog.instrs, prog.kept())
@@ -221,4 +296,12 @@ def plan_memory(prog: Program) -> Program:
     return out
 
 
-PASSES = (dead_code, stack_in_place, contiguous_transposes, batch_weight_grads, schedule_accumulation, plan_memory)
+PASSES = (
+    dead_code,
+    stack_in_place,
+    contiguous_transposes,
+    batch_weight_grads,
+    schedule_accumulation,
+    gradient_rows,
+    plan_memory,
+)
