@@ -1,14 +1,19 @@
 """The passes: each a small function from a program to a program (tests/test_compile.py tests each).
 
-sum_of_squares          on the trace: Σ e ⊙ e (a mul of a value by itself, then a full sum)
-                        becomes one op ``sumsq``: one dot product, δe = 2 δy e
+In the order they run (``sum_of_squares`` on the trace, the others on the Wengert list):
+
+sum_of_squares          Σ e ⊙ e (a mul of a value by itself, then a full sum) becomes one op
+                        ``sumsq``: one dot product, δe = 2 δy e
 dead_code               drop every instruction whose result nothing needs: the gradients of
-                        arguments that do not require grad (x, the targets) and what only
-                        they read
+                        arguments that do not require grad (x, the targets) and what only they read
+stack_in_place          h_1 … h_T written straight into their rows of the stacked output (no copy)
+contiguous_transposes   W_hhᵀ copied once into C order (BLAS is faster on it); the backward reads W_hh
 batch_weight_grads      the T contributions aₜᵀ gₜ of a shared weight (dL/dW_hh = Σ_t h_{t-1}ᵀ δa_t)
-                        become one GEMM over the stacked steps, as hand-written BPTT does
+                        become one GEMM per chunk of stacked steps, as hand-written BPTT does
 schedule_accumulation   each gradient sum written once: the first addend is taken as it is, the
                         second makes a new array (the first may be shared), later ones add in place
+gradient_rows           each step's δa_t written into its row of δ(input projection); the batched
+                        GEMM reads those rows as one slice
 plan_memory             free every buffer right after its last use (``del``), the memory plan
 """
 
