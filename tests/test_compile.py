@@ -560,6 +560,4 @@ def test_gradient_rows_writes_each_step_gradient_into_its_row_and_the_batched_ge
     text = str(c.program)
     assert "_rows(" not in text and "gradient_rows: 4 step gradients" in text
     batched = [i.code for i in c.program.instrs if i.op == "δbatched"]
-    # h_0ᵀ δa_1 on its own, then h_1..h_3 and δa_2..δa_4 as slices of their arrays: nothing copied
-    assert len(batched) == 1 and "np.concatenate" not in batched[0]
-    assert re.search(r"@ g\d+ \+ v\d+\[0:3\]\.reshape\(.*\)\.T @ g\d+\[1:4\]\.reshape\(", batched[0])
+    assert len(batched) == 1 and re.search(r"@ g\d+\[0:4\]\.reshape\(", batched[0])  # δa_1..δa_4 as one slice

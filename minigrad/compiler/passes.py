@@ -242,11 +242,6 @@ def gradient_rows(prog: Program) -> Program:
             rows[r] = (D, k)
     if not rows:
         return prog
-    stacked = {}  # h_t -> (its stack's array, row), from stack_in_place's out= rows
-    for ins in prog.instrs:
-        m = re.search(r"out=(v\d+)\[(\d+)\]\)$", ins.code.splitlines()[0]) if ins.kind == "op" else None
-        if m and len(ins.outs) == 1:
-            stacked[ins.outs[0]] = (m.group(1), int(m.group(2)))
     first = {}
     for i, ins in enumerate(prog.instrs):
         if ins.outs and ins.outs[0] in rows:
@@ -264,26 +259,15 @@ def gradient_rows(prog: Program) -> Program:
             code = f"{D}[{k}] = {expr}\n{ins.outs[0]} = {D}[{k}]"
             ins = Instr("grad", ins.op, ins.outs, [*ins.ins, D], code, ins.shape, ins.dtype, True)
         elif ins.op == "δbatched":
-            ins = _batched_from_rows(ins, rows, stacked)
+            ins = _batched_from_rows(ins, rows)
         instrs.append(ins)
     out = prog.copy(instrs)
     out.notes.append(f"gradient_rows: {len(rows)} step gradients written into their rows of {len(allocs)} array(s)")
     return out
 
 
-def _run(names: list[str], where: dict[str, tuple[str, int]]) -> str | None:
-    """``buf[i:j]`` as (k·B, H) when ``names`` are the consecutive rows i … j−1 of one array, else None."""
-    if not names or not all(n in where for n in names) or len({where[n][0] for n in names}) != 1:
-        return None
-    buf, ks = where[names[0]][0], [where[n][1] for n in names]
-    if ks != list(range(ks[0], ks[0] + len(ks))):
-        return None
-    return f"{buf}[{ks[0]}:{ks[-1] + 1}].reshape(-1, {buf}.shape[-1])"
-
-
-def _batched_from_rows(ins: Instr, rows: dict[str, tuple[str, int]], stacked: dict[str, tuple[str, int]]) -> Instr:
-    """(a_1; …; a_k)ᵀ (g_1; …; g_k) with the g's one run of rows of one array: a slice, no copy;
-    and the a's too when they are rows of the stacked states (h_0, not among them, on its own)."""
+def _batched_from_rows(ins: Instr, rows: dict[str, tuple[str, int]]) -> Instr:
+    """(a_1; …; a_k)ᵀ (g_1; …; g_k) with the g's one run of rows of one array: a slice, no copy."""
     m = re.fullmatch(r"(\w+) = np\.concatenate\(\[(.*)\]\)\.T @ np\.concatenate\(\[(.*)\]\)", ins.code)
     if not m:
         return ins
@@ -295,17 +279,9 @@ def _batched_from_rows(ins: Instr, rows: dict[str, tuple[str, int]], stacked: di
         A, ks = A[::-1], ks[::-1]
     if ks != list(range(ks[0], ks[0] + len(ks))):
         return ins
-    G = sorted(G, key=lambda g: rows[g][1])
-    d, a_all, a_rest = m.group(1), _run(A, stacked), _run(A[1:], stacked)
-    g_all = _run(G, rows)
-    if a_all is not None:  # every h_{t-1} a row of the states: two slices, no copy
-        code = f"{d} = {a_all}.T @ {g_all}"
-    elif a_rest is not None:  # h_0, then rows: its own small product plus one GEMM over the rest
-        code = f"{d} = {A[0]}.T @ {G[0]} + {a_rest}.T @ {_run(G[1:], rows)}"
-    else:
-        code = f"{d} = np.concatenate([{', '.join(A)}]).T @ {g_all}"
-    bufs = {stacked[a][0] for a in A if a in stacked}
-    return Instr(ins.kind, ins.op, ins.outs, [*A, *G, D, *bufs], code, ins.shape, ins.dtype, ins.view, ins.pattern)
+    g = f"{D}[{ks[0]}:{ks[-1] + 1}]"
+    code = f"{m.group(1)} = np.concatenate([{', '.join(A)}]).T @ {g}.reshape(-1, {D}.shape[-1])"
+    return Instr(ins.kind, ins.op, ins.outs, [*A, D], code, ins.shape, ins.dtype, ins.view, ins.pattern)
 
 
 def plan_memory(prog: Program) -> Program:
