@@ -53,7 +53,10 @@ from minigrad.serialization import atomic_write  # noqa: E402
 from models import GRU, LSTM, RNN, reference  # noqa: E402
 from viz.argtypes import positive_int, writable_path  # noqa: E402
 
-__all__ = ["DEFAULT_SIZES", "Impl", "make_impls", "time_best", "run_cells", "memory_table", "flat_memory", "main"]
+__all__ = [
+    "DEFAULT_SIZES", "Impl", "make_impls", "make_train_impls", "time_best", "run_cells", "memory_table", "flat_memory",
+    "main",
+]  # fmt: skip
 
 Size = tuple[int, int, int, int]  # (B, I, H, T)
 DEFAULT_SIZES: tuple[Size, ...] = ((1, 16, 32, 100), (32, 64, 128, 100), (32, 256, 512, 100), (32, 64, 128, 1000))
@@ -61,7 +64,7 @@ MODELS = ("rnn", "gru", "lstm")
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 LAYERS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 # Column order in the table; absent peers drop out.
-IMPL_ORDER = ("numpy", "minigrad", "mg ops", "torch eager", "torch.nn", "autograd")
+IMPL_ORDER = ("numpy", "minigrad", "minigrad compiled", "mg ops", "torch eager", "torch.nn", "autograd")
 
 
 # ---------------------------------------------------------------------------
@@ -299,6 +302,154 @@ def make_impls(p: Problem, peers: bool = True) -> list[Impl]:
     return [i for i in impls if i is not None]
 
 
+# ---------------------------------------------------------------------------
+# The training step as users run it: layer, readout, loss, backward
+# ---------------------------------------------------------------------------
+#   out = layer(x)                      (T, B, H)
+#   e   = out @ W_hyᵀ + b_hy − target   (T, B, O), O = I: predict a target of the input's size
+#   L   = ½ Σ e ⊙ e
+#   backward → every weight's gradient (the layer's, W_hy, b_hy) and dL/dx
+def _readout(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W_hy (O, H), b_hy (O,) uniform in ±1/√H, and a target (T, B, O) ~ N(0, 1), O = I."""
+    rng = np.random.default_rng(1)
+    k = 1.0 / np.sqrt(p.H)
+    W_hy = rng.uniform(-k, k, (p.I, p.H)).astype(p.dtype)
+    b_hy = rng.uniform(-k, k, (p.I,)).astype(p.dtype)
+    return W_hy, b_hy, rng.standard_normal((p.T, p.B, p.I)).astype(p.dtype)
+
+
+def _numpy_train_impl(p: Problem) -> Impl:
+    """The tightest hand-written numpy step: every buffer allocated once (``out=``), W_hhᵀ made
+    contiguous once, the readout and its gradients one GEMM each over T·B rows, the loss one dot
+    product, and every weight gradient one GEMM over all steps. The RNN is written out here in
+    full; the GRU and LSTM recurrences are models.reference's (hoisted GEMMs, one loop each way)."""
+    W_hy, b_hy, target = _readout(p)
+    T, B, I, H, dt = p.T, p.B, p.I, p.H, p.dtype
+    TB, P = T * B, p.params
+    x2, tg2 = p.x.reshape(TB, I), target.reshape(TB, I)
+    E = np.empty((TB, I), dt)  # e = out W_hyᵀ + b_hy − target
+    dOut = np.empty((TB, H), dt)  # δout = e W_hy
+    grads: dict[str, np.ndarray] = {}
+
+    def readout(out2: np.ndarray) -> None:
+        np.matmul(out2, W_hy.T, out=E)
+        np.add(E, b_hy, out=E)
+        np.subtract(E, tg2, out=E)
+        e = E.ravel()
+        grads["loss"] = 0.5 * float(np.dot(e, e))  # L = ½ Σ e ⊙ e: one dot product
+        grads["W_hy"] = E.T @ out2  # δW_hy = eᵀ out
+        grads["b_hy"] = E.sum(0)
+        np.matmul(E, W_hy, out=dOut)  # δout = e W_hy
+
+    if p.model == "rnn":
+        W_ihT, W_hh = np.ascontiguousarray(P["weight_ih"].T), P["weight_hh"]
+        W_hhT, b = np.ascontiguousarray(W_hh.T), P["bias_ih"] + P["bias_hh"]
+        hs = np.zeros((T + 1, B, H), dt)  # h_0 = 0, h_1..h_T
+        A = np.empty((T, B, H), dt)  # a_t, then δa_t
+        A2, dA, dh, tmp = A.reshape(TB, H), np.empty((T, B, H), dt), np.empty((B, H), dt), np.empty((B, H), dt)
+        dA2 = dA.reshape(TB, H)
+        out2, prev2 = hs[1:].reshape(TB, H), hs[:-1].reshape(TB, H)
+
+        def step():
+            np.matmul(x2, W_ihT, out=A2)  # W_ih x_t for every t: one GEMM
+            np.add(A2, b, out=A2)
+            for t in range(T):  # h_t = tanh(a_t + h_{t-1} W_hhᵀ)
+                np.matmul(hs[t], W_hhT, out=tmp)
+                np.add(tmp, A[t], out=tmp)
+                np.tanh(tmp, out=hs[t + 1])
+            readout(out2)
+            dh.fill(0)
+            for t in range(T - 1, -1, -1):  # δa_t = (δout_t + δh_t) ⊙ (1 − h_t²),  δh_{t-1} = δa_t W_hh
+                h = hs[t + 1]
+                np.add(dOut[t * B : (t + 1) * B], dh, out=dA[t])
+                np.multiply(h, h, out=tmp)
+                np.subtract(1.0, tmp, out=tmp)
+                np.multiply(dA[t], tmp, out=dA[t])
+                np.matmul(dA[t], W_hh, out=dh)
+            grads["weight_hh"] = dA2.T @ prev2  # Σ_t δa_t h_{t-1}ᵀ: ONE GEMM over all steps
+            grads["weight_ih"] = dA2.T @ x2
+            grads["bias"] = dA2.sum(0)
+            grads["x"] = dA2 @ P["weight_ih"]
+    else:
+        h0 = np.zeros((B, H), dt)
+
+        def step():
+            cache = reference._STEPS[p.model](P, p.x, h0, h0, "tanh")
+            readout(cache["hs"][1:].reshape(TB, H))
+            r = reference._backward(p.model, P, p.x, cache, dOut.reshape(T, B, H), None, None, None)
+            grads["weight_hh"] = r.grads["weight_hh"]
+
+    return Impl("numpy", step, lambda: grads["weight_hh"])
+
+
+def _minigrad_train_step(p: Problem) -> tuple[Callable[..., mg.Tensor], Any, tuple]:
+    """The step as a user writes it on minigrad: (step(x, target) -> loss, layer, (x, target) tensors)."""
+    layer = LAYERS[p.model](p.I, p.H, dtype=p.dtype)
+    layer.load_state_dict({f"{k}_l0": v for k, v in p.params.items()})
+    W_hy, b_hy, target = _readout(p)
+    head = (mg.nn.Parameter(W_hy), mg.nn.Parameter(b_hy))
+    params = [*layer.parameters(), *head]
+
+    def step(x: mg.Tensor, target: mg.Tensor) -> mg.Tensor:
+        for q in params:
+            q.grad = None
+        out, _ = layer(x)
+        e = out @ head[0].T + head[1] - target  # the readout
+        loss = 0.5 * (e * e).sum()  # L = ½ Σ e ⊙ e
+        loss.backward()
+        return loss
+
+    return step, layer, (mg.Tensor(p.x, requires_grad=True), mg.Tensor(target))
+
+
+def _minigrad_train_impl(p: Problem) -> Impl:
+    step, layer, args = _minigrad_train_step(p)
+    return Impl("minigrad", lambda: step(*args), lambda: layer.weight_hh_l0.grad)
+
+
+def _compiled_train_impl(p: Problem) -> Impl | None:
+    if not hasattr(mg, "compile"):
+        return None
+    step, layer, args = _minigrad_train_step(p)
+    compiled = mg.compile(step)
+    for _ in range(3):  # two traced eager calls, then the first replay (which measures its memory): not timed
+        compiled(*args)
+    mem = compiled.memory  # tracemalloc peaks of a traced (eager) call and of the first replay
+    note = f"peak {_mb(mem['replay_peak'])} MiB replayed vs {_mb(mem['eager_peak'])} MiB eager" if mem else ""
+    return Impl("minigrad compiled", lambda: compiled(*args), lambda: layer.weight_hh_l0.grad, note=note)
+
+
+def _torch_nn_train_impl(p: Problem, torch) -> Impl:
+    cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[p.model]
+    tdt = torch.float64 if p.dtype == np.float64 else torch.float32
+    m = cls(p.I, p.H).to(tdt)
+    m.load_state_dict({f"{k}_l0": torch.tensor(v) for k, v in p.params.items()})
+    W_hy, b_hy, target = _readout(p)
+    lin = torch.nn.Linear(p.H, p.I).to(tdt)
+    lin.load_state_dict({"weight": torch.tensor(W_hy), "bias": torch.tensor(b_hy)})
+    x, tg = torch.tensor(p.x, requires_grad=True), torch.tensor(target)
+
+    def step():
+        m.zero_grad(set_to_none=True)
+        lin.zero_grad(set_to_none=True)
+        x.grad = None
+        out, _ = m(x)
+        e = lin(out) - tg
+        (0.5 * (e * e).sum()).backward()
+
+    return Impl("torch.nn", step, lambda: m.weight_hh_l0.grad.numpy())
+
+
+def make_train_impls(p: Problem, peers: bool = True) -> list[Impl]:
+    """The training step with readout and loss: hand-written numpy, minigrad, minigrad compiled, torch.nn."""
+    impls = [_numpy_train_impl(p), _minigrad_train_impl(p), _compiled_train_impl(p)]
+    if peers:
+        torch = _torch()
+        if torch is not None:
+            impls.append(_torch_nn_train_impl(p, torch))
+    return [i for i in impls if i is not None]
+
+
 def peer_versions(peers: bool = True) -> dict[str, str]:
     """Versions of the peers that will be timed ({} with peers=False)."""
     out = {}
@@ -380,11 +531,15 @@ def run_cells(
     min_repeats: int = 3,
     progress: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    impls_of: Callable[[Problem, bool], list[Impl]] | None = None,
 ) -> list[Cell]:
     """Time every implementation on every (model, size, dtype); check each one's dL/dW_hh first.
 
     ``clock``: time.perf_counter (wall time, the default) or time.process_time (CPU time of this
-    process: steadier on a busy machine, as every implementation here runs on one thread)."""
+    process: steadier on a busy machine, as every implementation here runs on one thread).
+    ``impls_of``: the implementations of a problem (default ``make_impls``; ``make_train_impls``
+    for the training step with readout and loss)."""
+    impls_of = impls_of or make_impls
     cells, n, k = [], len(models) * len(sizes) * len(dtypes), 0
     for model in models:
         for size in sizes:
@@ -393,7 +548,7 @@ def run_cells(
                 p = make_problem(model, size, dtype)
                 cell = Cell(model, size, dtype)
                 gc.collect()  # the previous cell's garbage is not collected on this cell's time
-                impls = make_impls(p, peers)
+                impls = impls_of(p, peers)
                 ref = None
                 for impl in impls:  # impls[0] is the reference
                     t0 = clock()
@@ -680,6 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--memory-steps", type=positive_int, default=1000)
     ap.add_argument("--no-peak", action="store_true", help="skip the peak-memory table")
     ap.add_argument(
+        "--train", action=argparse.BooleanOptionalAction, default=True,
+        help="also time the training step with readout and loss (numpy by hand, minigrad, compiled, torch.nn)",
+    )  # fmt: skip
+    ap.add_argument(
         "--json", metavar="PATH", type=writable_path, help="also write every number as JSON (checked first)"
     )
     return ap
@@ -728,6 +887,23 @@ def main(argv: list[str] | None = None) -> int:
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
         cells = run_cells(args.models, args.sizes, args.dtypes, args.peers, budget, min_repeats, progress, clock)
         print(format_time_table(cells))
+        train: list[Cell] = []
+        if args.train:
+            progress("training step with readout and loss ...")
+            train = run_cells(
+                args.models, args.sizes, args.dtypes, args.peers, budget, min_repeats, progress, clock, make_train_impls
+            )
+            print("\nThe training step as users run it: out = layer(x), e = out @ W_hyᵀ + b_hy − target (O = I),")
+            print("L = ½ Σ e⊙e, backward to every weight and x. numpy = the tightest hand-written step (see")
+            print(
+                "_numpy_train_impl: out= buffers, contiguous W_hhᵀ, the loss one dot, dW_hh one GEMM over all steps);"
+            )
+            print("minigrad compiled = mg.compile(step), replayed after its traces:")
+            print(format_time_table(train))
+            notes = [f"  {c.model} {c.dtype} {_size_str(c.size)}: {c.notes['minigrad compiled']}" for c in train
+                     if c.notes.get("minigrad compiled")]  # fmt: skip
+            if notes:
+                print("Memory of one step (tracemalloc peak above what was live before it):", *notes, sep="\n")
         scaling = scaling_rows(cells)
         if scaling:
             print("\nGrowth with T (cost at the longer T ÷ cost at the shorter; linear = the T ratio):")
@@ -745,6 +921,13 @@ def main(argv: list[str] | None = None) -> int:
                 for c in cells
             ],
             "scaling": scaling,
+            "train_cells": [
+                {"model": c.model, "size": list(c.size), "dtype": c.dtype,
+                 "times_ms": {n: t.best * 1e3 for n, t in c.times.items()},
+                 "ratio_to_numpy": {n: t.best / c.times["numpy"].best for n, t in c.times.items()},
+                 "grad_rel_err": c.errors}
+                for c in train
+            ],
         }  # fmt: skip
         if not args.no_peak:
             progress("peak memory of one step ...")
@@ -770,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=1)), mode="w")
         progress(f"wrote {args.json}")
     tol = {"float64": 1e-8, "float32": 1e-3}
-    return 1 if any(e > tol[c.dtype] for c in cells for e in c.errors.values()) else 0
+    return 1 if any(e > tol[c.dtype] for c in [*cells, *train] for e in c.errors.values()) else 0
 
 
 if __name__ == "__main__":

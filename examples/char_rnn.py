@@ -107,6 +107,20 @@ class CharModel(mg.nn.Module):
         return self.head(out), state
 
 
+def _train_step(model: CharModel, opt):
+    """Forward, loss and backward of one window as a function of Tensors, for ``mg.compile``:
+    step(x, y, *state) -> (loss, *new state)."""
+
+    def step(x, y, *state):
+        opt.zero_grad()
+        logits, new = model(x, state[0] if len(state) == 1 else (tuple(state) or None))
+        loss = models.sequence_cross_entropy(logits, y)
+        loss.backward()
+        return (loss, *(new if isinstance(new, tuple) else (new,)))
+
+    return step
+
+
 def evaluate(model: CharModel, ids: np.ndarray, batch: int, seq_len: int, max_chars: int) -> float:
     """Mean validation loss (nats/char) over the first ``max_chars`` characters, state carried."""
     ids = ids[: max_chars + 1]
@@ -220,6 +234,7 @@ def train(args) -> dict:
     run_start, next_eval = time.perf_counter() - elapsed, elapsed + args.eval_every
     next_save = elapsed + args.save_every
     smooth, train_time, train_chars = None, 0.0, 0
+    compiled = mg.compile(_train_step(model, opt)) if args.compile else None
     bar = _common.Progress(args.steps, "train", "step")
     bar.n = step
     while (args.steps is None or step < args.steps) and elapsed < budget:
@@ -228,10 +243,15 @@ def train(args) -> dict:
         if new_epoch:
             state = None  # the streams start over: so does the state
         state = models.detach_state(state)  # carry the state, cut the gradient (k1 = k2 = seq_len)
-        logits, state = model(x, state)
-        loss = models.sequence_cross_entropy(logits, y)
-        opt.zero_grad()
-        loss.backward()
+        if compiled is not None:  # --compile: the same step, replayed by mg.compile
+            x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)  # whole arrays: the replay reads them anew
+            loss, *flat = compiled(x, y, *([] if state is None else state if isinstance(state, tuple) else [state]))
+            state = flat[0] if len(flat) == 1 else tuple(flat)
+        else:
+            logits, state = model(x, state)
+            loss = models.sequence_cross_entropy(logits, y)
+            opt.zero_grad()
+            loss.backward()
         mg.optim.clip_grad_norm_(opt.params, args.clip)
         opt.step()
         step += 1
@@ -328,6 +348,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sample-chars", type=int, default=300)
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--float64", action="store_true", help="compute in float64 instead of float32")
+    p.add_argument("--compile", action="store_true", help="replay the training step with mg.compile (trace once)")
     p.add_argument("--checkpoint", type=Path, default=None, help="default: OUT/char_rnn_MODEL.npz")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     args = p.parse_args(argv)

@@ -17,6 +17,7 @@ Shapes       reshape, view, transpose, permute, unsqueeze, squeeze, flatten, get
              concat, stack, split, unbind
 Losses       softmax, log_softmax, cross_entropy, mse_loss, one_hot, embedding
 Modules      nn (Module, Parameter, Linear, ...), optim (SGD, Adam, clip_grad_norm_), functional
+Compiling    compile (trace a training step once, replay it as a flat numpy program)
 Checking     gradcheck, detect_anomaly, record_grad_norms, tape, format_tape
 Files        save, load
 
@@ -29,6 +30,7 @@ import numpy as _np
 
 from . import functional, nn, optim, protocols, seeding
 from .checks import AnomalyError, GraphFreedError, detect_anomaly
+from .compiler import compile  # noqa: A004 (mg.compile, the pinned name: trace once, replay fast)
 from .creation import (
     arange,
     full,
@@ -121,4 +123,6 @@ __all__ = [
     # checking, pictures' data, files
     "gradcheck", "GradcheckError", "detect_anomaly", "AnomalyError", "GraphFreedError",
     "record_grad_norms", "gc_paused", "tape", "format_tape", "save", "load",
+    # trace once, replay fast
+    "compile",
 ]  # fmt: skip

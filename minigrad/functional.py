@@ -52,7 +52,9 @@ def cross_entropy(
             f"got range [{counted.min()}, {counted.max()}]"
         )
     logp = log_softmax(logits, axis=-1)
-    picked = getitem(logp, (np.arange(n), np.where(ignored, 0, y)))  # log p_n[y_n] (row 0 where ignored)
+    # y itself when nothing is ignored: mg.compile then sees the targets' own array and reads it fresh
+    safe = np.where(ignored, 0, y) if ignored.any() else y
+    picked = getitem(logp, (np.arange(n), safe))  # log p_n[y_n] (row 0 where ignored)
     if not ignored.any() and label_smoothing == 0:
         if reduction == "mean":
             return -mean(picked)  # L = −(1/N) Σ_n log p_n[y_n]

@@ -241,8 +241,9 @@ def matmul(a: Any, b: Any) -> Tensor:
     ad, bd = a.data, b.data
     if ad.ndim == 0 or bd.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    fold = ad.ndim > 2 and bd.ndim == 2  # x (…, k) @ W (k, m): one (n, k) @ (k, m) GEMM, n = the leading axes' product
     try:
-        y = ad @ bd
+        y = (ad.reshape(-1, ad.shape[-1]) @ bd).reshape(*ad.shape[:-1], bd.shape[1]) if fold else ad @ bd
     except ValueError:
         k_a = ad.shape[-1]
         k_b = bd.shape[0] if bd.ndim == 1 else bd.shape[-2]
@@ -258,6 +259,18 @@ def matmul(a: Any, b: Any) -> Tensor:
             "matmul",
             (a, b),
             lambda g: (None if bd is None else g @ bd.T, None if ad is None else ad.T @ g),
+        )
+    if fold:  # a readout over a sequence: A = a as (n, k), G = δy as (n, m), one GEMM each way,
+        # δa = (G Wᵀ) reshaped to a's shape,  δb = Aᵀ G  (not one GEMM per batch and a sum)
+        A = None if ad is None else ad.reshape(-1, sa[-1])
+        return _make(
+            y,
+            "matmul",
+            (a, b),
+            lambda g: (
+                None if bd is None else (g.reshape(-1, sb[1]) @ bd.T).reshape(sa),
+                None if A is None else A.T @ g.reshape(-1, sb[1]),
+            ),
         )
     return _make(y, "matmul", (a, b), lambda g: _matmul_vjp(g, ad, bd, sa, sb))
 

@@ -219,6 +219,7 @@ def tbptt_train(
     resets: Any = None,
     max_norm: float | None = None,
     progress: Callable[[int, float], None] | None = None,
+    compile: bool = False,  # noqa: A002 (the flag's name is the feature's)
 ) -> TBPTTResult:
     """Train on one long time-major sequence with truncated BPTT(k1, k2).
 
@@ -239,7 +240,11 @@ def tbptt_train(
     optimizer None: gradients only accumulate (for checking the semantics).
     max_norm: clip the gradient norm before each step (``mg.optim.clip_grad_norm_``).
     progress(update_index, loss): called after every update.
+    compile: run each window (forward, loss, backward) as ``mg.compile`` replays it (k2 = k1, no
+    resets); the same gradients, the clipping and the optimizer step stay outside.
     """
+    if compile:
+        return _tbptt_compiled(model, x, targets, loss_fn, optimizer, k1, k2, state, resets, max_norm, progress)
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError(f"tbptt_train: needs a time-major sequence with at least one step, got shape {x.shape}")
@@ -298,6 +303,41 @@ def tbptt_train(
         if next_start is not None:  # forget the states no later window starts from
             saved = {k: v for k, v in saved.items() if k >= next_start}
         result.state = detach_state(st)
+        if progress is not None:
+            progress(u, result.losses[-1])
+    return result
+
+
+def _tbptt_compiled(model, x, targets, loss_fn, optimizer, k1, k2, state, resets, max_norm, progress) -> TBPTTResult:
+    """tbptt_train(compile=True): one compiled window step, the state passed in and out flat."""
+    if (k2 is not None and k2 != k1) or resets is not None:
+        raise ValueError("tbptt_train(compile=True): supports k2 = k1 without resets; run it without compile")
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    k1, T = FixedTruncation(k1).k, x.shape[0]
+    if len(targets) != T:
+        raise ValueError(f"tbptt_train: x has {T} steps but targets has {len(targets)}")
+    shape: dict[str, State] = {}  # the state's nesting, in and out (seen while the step is traced)
+
+    def window(x_w: Tensor, t_w: Any, *flat: Tensor) -> tuple:
+        if optimizer is not None:
+            optimizer.zero_grad()
+        out, st = model(x_w, _rebuild(shape["in"], list(flat)) if flat else None)
+        loss = loss_fn(out, t_w)
+        loss.backward()
+        shape["out"] = st
+        return (loss, *_flatten(st))
+
+    step, result = mg.compile(window), TBPTTResult(state=state)
+    for u, s in enumerate(range(0, T, k1)):
+        shape["in"] = state
+        loss, *flat = step(x[s : s + k1], targets[s : s + k1], *_flatten(detach_state(state)))
+        state = _rebuild(shape["out"], flat)
+        if optimizer is not None:
+            if max_norm is not None:
+                mg.optim.clip_grad_norm_(optimizer.params, max_norm)
+            optimizer.step()
+        result.losses.append(float(loss.data))
+        result.state = state
         if progress is not None:
             progress(u, result.losses[-1])
     return result

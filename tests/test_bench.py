@@ -43,12 +43,21 @@ def test_bench_table_prints_every_column_and_section_at_a_tiny_size(capsys, tmp_
     for model in ("rnn", "gru", "lstm"):
         for dtype in ("float64", "float32"):
             assert re.search(rf"^{model} +{dtype} +\(2,3,4,5\) ", out, re.M), (model, dtype)
+    assert "The training step as users run it" in out  # the step with readout and loss, its own table
+    train_table = out.split("The training step as users run it")[1].split("Growth with T")[0]
+    assert re.search(r"^lstm +float32 +\(2,3,4,10\) ", train_table, re.M)
     assert "Growth with T" in out and "10/5 = 2×" in out
     assert "minigrad peak MiB" in out and "numpy saved MiB" in out and "peak ÷ saved" in out
     assert "live after 10 KB" in out and "growth KB" in out
     assert "[1/12]" in err and "[12/12]" in err  # progress per cell goes to stderr
     report = json.loads(out_json.read_text())
-    assert len(report["cells"]) == 12 and report["scaling"] and report["memory"] and report["flat_memory"]
+    assert (
+        len(report["cells"]) == 12
+        and len(report["train_cells"]) == 12
+        and report["scaling"]
+        and report["memory"]
+        and report["flat_memory"]
+    )
 
 
 @pytest.mark.parametrize("model", ["rnn", "gru", "lstm"])
@@ -57,6 +66,19 @@ def test_every_implementation_computes_the_reference_gradient(model):
     impls = bench.make_impls(p, peers=True)  # torch and autograd join when installed
     for impl in impls:
         impl.step()
+    ref = impls[0].grad_hh()
+    for impl in impls[1:]:
+        assert bench._rel_err(impl.grad_hh(), ref) < 1e-10, impl.name
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm"])
+def test_every_training_step_implementation_computes_the_same_gradient(model):
+    p = bench.make_problem(model, (2, 3, 4, 5), "float64")
+    impls = bench.make_train_impls(p, peers=True)  # the readout-and-loss step: numpy by hand, minigrad, ...
+    assert [i.name for i in impls][:2] == ["numpy", "minigrad"]
+    for impl in impls:
+        impl.step()
+        impl.step()  # twice: the hand-written buffers are reused, a compiled step replays
     ref = impls[0].grad_hh()
     for impl in impls[1:]:
         assert bench._rel_err(impl.grad_hh(), ref) < 1e-10, impl.name

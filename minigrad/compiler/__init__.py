@@ -1,0 +1,206 @@
+"""``mg.compile(step)``: trace a training step once, replay it as a flat numpy program.
+
+    @mg.compile
+    def step(x, target):                      # Tensors (numpy arrays are wrapped)
+        out, _ = rnn(x)
+        e = out @ W_hy.T - target
+        loss = 0.5 * (e * e).sum()
+        loss.backward()                       # inside the step: the backward is compiled too
+        return loss                           # a Tensor (or a tuple of Tensors the step made)
+
+    for x, y in batches:
+        opt.zero_grad()                       # outside, or p.grad = None inside: both honoured
+        loss = step(x, y)                     # a Tensor without a graph; p.grad filled as eagerly
+        opt.step()                            # the optimizer stays outside
+
+The contract (docs/compiler.md says why):
+
+* Calls 1 and 2 with a new signature (the shapes and dtypes of the Tensor arguments, the values
+  of the others) run eagerly and are traced (trace.py). If the two traces agree (the same ops,
+  attributes, wiring, parameters, constants), the trace is lowered to a program (program.py),
+  the passes run (passes.py) and later calls replay it (replay.py). Two traces, because that is
+  how a structure that changes from call to call (``RandomTruncation``'s fresh cuts, a dropout
+  mask, an ``if`` on the data) is seen at all: a trace that differs from the one before retraces,
+  eagerly; when it keeps differing, a warning says so once and names the first op that differs.
+* Everything that varies between calls must come in as an argument or live in a parameter's
+  ``.data`` (read fresh every call). Other arrays the step makes are constants of the program.
+  Python side effects in the step (printing, appending to a list, an optimizer step) happen
+  only in the traced calls; an optimizer step inside is refused.
+* ``check_every=N`` re-runs the step eagerly every N replays and retraces if its trace changed:
+  the guard for data-dependent control flow that the first two calls did not show.
+* Refused with ``CompileError``: anomaly mode, grad-norm recording, ``retain_grad`` in the step,
+  more than one backward, an op without a replay kernel (named), returning values no op made.
+"""
+
+from __future__ import annotations
+
+import functools
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import checks, gradnorms
+from ..tensor import Tensor
+from . import passes
+from .program import Program, lower
+from .replay import generate
+from .trace import CompileError, Trace, trace_call
+
+__all__ = ["compile", "Compiled", "CompileError"]
+
+
+@dataclass
+class _Entry:
+    """What is known about one signature: the last trace, and the program once two traces agree."""
+
+    trace: Trace
+    before: Program | None = None
+    program: Program | None = None
+    replay: Callable[..., Any] | None = None
+    source: str = ""
+    replays: int = 0
+    eager_peak: int | None = None
+    replay_peak: int | None = None
+
+
+class Compiled:
+    """A compiled step; call it like the step. ``program`` / ``program_before``: the Wengert list
+    after / before the passes; ``source``: the generated replay; ``memory``: peak bytes, eager
+    against the replay; ``traces``: how many eager traced calls ran."""
+
+    def __init__(self, fn: Callable[..., Any], check_every: int = 0, warn_after: int = 2):
+        self.fn = fn
+        self.check_every = int(check_every)
+        self.warn_after = warn_after
+        self.entries: dict[Any, _Entry] = {}
+        self.traces = 0
+        self.changes = 0  # traces that differed from the one before
+        self._warned = False
+        self._last: _Entry | None = None
+        functools.update_wrapper(self, fn)
+
+    # -- what a user reads ----------------------------------------------------
+    @property
+    def program(self) -> Program | None:
+        return None if self._last is None else self._last.program
+
+    @property
+    def program_before(self) -> Program | None:
+        return None if self._last is None else self._last.before
+
+    @property
+    def source(self) -> str:
+        return "" if self._last is None else self._last.source
+
+    @property
+    def memory(self) -> dict[str, int | None]:
+        e = self._last
+        if e is None or e.program is None:
+            return {}
+        return {"eager_peak": e.eager_peak, "replay_peak": e.replay_peak, "plan_peak": e.program.peak_bytes()}
+
+    # -- the call -----------------------------------------------------------------
+    def __call__(self, *args: Any) -> Any:
+        if checks.anomaly or gradnorms.recording:
+            what = "anomaly mode (detect_anomaly)" if checks.anomaly else "record_grad_norms()"
+            raise CompileError(f"mg.compile: {what} is not supported by a compiled step: call the step eagerly")
+        targs = tuple(Tensor(a) if isinstance(a, np.ndarray) else a for a in args)
+        key = tuple(
+            (a.shape, a.dtype.str, a.requires_grad) if isinstance(a, Tensor) else ("value", repr(a)) for a in targs
+        )
+        entry = self.entries.get(key)
+        if entry is not None and entry.replay is not None:
+            if self.check_every and entry.replays and entry.replays % self.check_every == 0:
+                entry.replays += 1
+                return self._trace(key, targs, entry)  # an eager check: retraces if the structure moved
+            entry.replays += 1
+            return self._replay(entry, targs)
+        return self._trace(key, targs, entry)
+
+    def _replay(self, e: _Entry, args: tuple) -> Any:
+        measure = e.replay_peak is None
+        if measure:
+            was = tracemalloc.is_tracing()
+            if not was:
+                tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+        out = e.replay(args, e.program.params_by_id, e.program.consts)
+        if measure:
+            e.replay_peak = tracemalloc.get_traced_memory()[1] - base
+            if not was:
+                tracemalloc.stop()
+        if out is None:
+            return None
+        return tuple(Tensor(o) for o in out) if isinstance(out, tuple) else Tensor(out)
+
+    def _trace(self, key: Any, args: tuple, entry: _Entry | None) -> Any:
+        known = [] if entry is None else list(entry.trace.params.values())
+        was = tracemalloc.is_tracing()
+        if not was:
+            tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        try:
+            result, tr = trace_call(self.fn, args, {}, known)
+        finally:
+            peak = tracemalloc.get_traced_memory()[1] - base
+            if not was:
+                tracemalloc.stop()
+        self.traces += 1
+        if entry is None:
+            self.entries[key] = self._last = _Entry(tr, eager_peak=peak)
+            return result
+        if tr.fingerprint() == entry.trace.fingerprint():
+            if entry.program is None:
+                entry.trace = tr
+                entry.eager_peak = peak
+                self._build(entry)
+            self._last = entry
+            return result
+        # the structure changed: keep this trace, replay nothing until two traces agree again
+        self.changes += 1
+        why = _first_difference(entry.trace, tr)
+        self.entries[key] = self._last = _Entry(tr, eager_peak=peak)
+        if self.changes >= self.warn_after and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"mg.compile({getattr(self.fn, '__name__', 'step')}): the step recorded a different program on "
+                f"{self.changes} calls ({why}), so it runs eagerly and is retraced each time. Data-dependent "
+                "control flow or fresh randomness inside the step (RandomTruncation, dropout) cannot be "
+                "replayed; run such a step without mg.compile.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return result
+
+    def _build(self, e: _Entry) -> None:
+        tr = passes.sum_of_squares(e.trace)
+        before = lower(tr)
+        prog = before
+        for p in passes.PASSES:
+            prog = p(prog)
+        prog.params_by_id = {int(name[1:]): t for name, t in prog.params.items()}  # type: ignore[attr-defined]
+        e.before, e.program = before, prog
+        e.replay, e.source = generate(prog)
+
+
+def _first_difference(a: Trace, b: Trace) -> str:
+    """Where two traces part: the first op that differs, or what else does."""
+    for k, (m, n) in enumerate(zip(a.nodes, b.nodes)):
+        if (m.op, m.ins, m.outs) != (n.op, n.ins, n.outs) or repr(m.attrs) != repr(n.attrs):
+            return f"first at op {k}: {m.op} in scope {m.scope!r} became {n.op} in scope {n.scope!r}"
+    if len(a.nodes) != len(b.nodes):
+        return f"{len(a.nodes)} ops became {len(b.nodes)}"
+    return "the same ops, but different constants, parameters or shapes (fresh random masks?)"
+
+
+def compile(fn: Callable[..., Any] | None = None, *, check_every: int = 0) -> Any:  # noqa: A001 (the pinned name)
+    """``mg.compile(step)`` or ``@mg.compile(check_every=100)``: see this module's docstring."""
+    if fn is None:
+        return lambda f: Compiled(f, check_every)
+    return Compiled(fn, check_every)

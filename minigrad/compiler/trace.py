@@ -1,0 +1,326 @@
+"""Recording one eager call of a training step: its tape, as a list of ops on numbered values.
+
+The step runs eagerly, exactly as without the compiler. While it runs, ``tensor.backward`` is
+wrapped: when the step calls ``loss.backward()``, the wrapper first walks the graph from the
+root (iteratively, oldest node first) and copies out of every node what a replay needs
+
+    op name, inputs (a leaf, or (producer, output index)), output shapes, and its attributes
+
+then lets the real backward run. The attributes (an axis, a permutation, split sizes, a
+gradient scale ξ) are the non-array values the node's VJP closure holds: ``ops.py`` keeps them
+there, beside the formula, and the tracer reads them by name (``closure_attrs``), so ops.py
+needs no second description of each op. Arrays a closure holds are saved forward values, which
+the replay recomputes; the only arrays kept are constants (masks, indices).
+
+Leaves are sorted into three kinds: an *input* (an argument of the step, read fresh every call),
+a *parameter* (a leaf that requires grad: its ``.data`` is read every call and its ``.grad``
+written), a *constant* (any other array the step made: baked into the program, and compared
+between traces, so a fresh random mask shows up as a change).
+
+Arguments that do not require grad are switched to ``requires_grad=True`` for the traced call
+only, so that every op on them is recorded instead of happening invisibly in numpy; their
+gradients are removed by the dead-code pass, and their ``.grad`` is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import checks, gradnorms
+from .. import tensor as _tensor
+from ..tensor import Tensor
+
+__all__ = ["ArgRef", "CompileError", "TNode", "Trace", "trace_call", "closure_attrs"]
+
+
+class CompileError(RuntimeError):
+    """A step the compiler cannot replay faithfully (it says which op or which rule)."""
+
+
+@dataclass(frozen=True)
+class ArgRef:
+    """An attribute that is argument ``index``'s data, in ``shape`` (read fresh on every replay)."""
+
+    index: int
+    shape: tuple
+
+    def code(self) -> str:
+        return f"_in[{self.index}].data.reshape({self.shape!r})"
+
+
+@dataclass
+class TNode:
+    """One op of the trace: ``ins`` are value ids, ``outs`` the ids of its outputs."""
+
+    op: str
+    ins: list[int]
+    outs: list[int]
+    attrs: dict[str, Any]
+    scope: str = ""
+
+
+@dataclass
+class Trace:
+    """The recorded step: values are numbered; ``shapes``/``dtypes`` per value id."""
+
+    nodes: list[TNode] = field(default_factory=list)
+    shapes: dict[int, tuple] = field(default_factory=dict)
+    dtypes: dict[int, np.dtype] = field(default_factory=dict)
+    inputs: dict[int, int] = field(default_factory=dict)  # value id -> argument index
+    params: dict[int, Tensor] = field(default_factory=dict)  # value id -> the leaf tensor
+    consts: dict[int, np.ndarray] = field(default_factory=dict)  # value id -> the array
+    needs_grad: set[int] = field(default_factory=set)  # leaves whose .grad the step fills (params, inputs)
+    clears: set[int] = field(default_factory=set)  # param leaves whose .grad the step set to None first
+    root: int | None = None  # the value backward started from
+    seed: np.ndarray | None = None  # δroot (ones for a scalar root)
+    returns: Any = None  # the step's result: a value id, or a tuple of them, or None
+
+    def fingerprint(self) -> str:
+        """A digest of everything the program depends on: ops, attributes, wiring, shapes, dtypes,
+        which leaf is which (parameters by identity), the constants' bytes, the result."""
+        h = hashlib.sha256()
+        for n in self.nodes:
+            h.update(repr((n.op, n.ins, n.outs, _stable(n.attrs))).encode())
+        h.update(repr(sorted((k, self.shapes[k], str(self.dtypes[k])) for k in self.shapes)).encode())
+        h.update(repr((sorted(self.inputs.items()), sorted((k, id(t)) for k, t in self.params.items()))).encode())
+        for k in sorted(self.consts):
+            h.update(repr((k, self.consts[k].shape, str(self.consts[k].dtype))).encode())
+            h.update(np.ascontiguousarray(self.consts[k]).tobytes())
+        h.update(repr((self.root, sorted(self.needs_grad), self.returns)).encode())
+        if self.seed is not None:
+            h.update(np.ascontiguousarray(self.seed).tobytes())
+        return h.hexdigest()
+
+    def describe(self, k: int) -> str:
+        n = self.nodes[k]
+        return f"op {k} {n.op} ({n.scope})" if n.scope else f"op {k} {n.op}"
+
+
+def _stable(v: Any) -> Any:
+    """Attributes as a comparable value (arrays by content)."""
+    if isinstance(v, np.ndarray):
+        return ("array", v.shape, str(v.dtype), hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest())
+    if isinstance(v, dict):
+        return tuple((k, _stable(x)) for k, x in sorted(v.items()))
+    if isinstance(v, tuple | list):
+        return tuple(_stable(x) for x in v)
+    return repr(v)
+
+
+# The closure variables each op's VJP holds that the replay needs (ops.py's own names).
+ATTRS: dict[str, tuple[str, ...]] = {
+    "sum": ("axes", "keepdims"),
+    "mean": ("axes", "keepdims", "n"),
+    "transpose": ("inverse",),
+    "stack": ("axis",),
+    "concat": ("axis", "cuts"),
+    "split": ("axis",),
+    "unbind": ("axis",),
+    "getitem": ("idx", "basic"),
+    "scale_grad": ("xi",),
+    "where": ("c",),
+    "softmax": ("axis",),
+    "log_softmax": ("axis",),
+    "embedding": ("idx",),
+}
+
+
+def closure_attrs(op: str, vjp: Any) -> dict[str, Any]:
+    """The attributes ``ATTRS[op]`` read from a VJP closure's cells by name."""
+    names = ATTRS.get(op, ())
+    if not names:
+        return {}
+    cells = dict(zip(vjp.__code__.co_freevars, [c.cell_contents for c in vjp.__closure__ or ()]))
+    missing = [a for a in names if a not in cells]
+    if missing:
+        raise CompileError(f"mg.compile: the VJP of {op!r} holds no {missing} (ops.py changed?)")
+    return {a: cells[a] for a in names}
+
+
+class _Recorder:
+    """The state of one traced call: value ids for leaves and node outputs, and the trace."""
+
+    def __init__(self, args: list):
+        self.args = args
+        self.trace = Trace()
+        self.ids: dict[Any, int] = {}  # id(leaf tensor) or (id(node), index) -> value id
+        self.keep: list = []  # the objects behind those ids, alive while the trace is built
+        self.backwards = 0
+        self.was_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
+        self.writes_after_backward = 0
+
+    def _new(self, key: Any, obj: Any, shape: tuple, dtype: np.dtype) -> int:
+        v = len(self.trace.shapes)
+        self.ids[key] = v
+        self.keep.append(obj)
+        self.trace.shapes[v], self.trace.dtypes[v] = tuple(shape), np.dtype(dtype)
+        return v
+
+    def leaf(self, t: Tensor) -> int:
+        key = id(t)
+        if key in self.ids:
+            return self.ids[key]
+        v = self._new(key, t, t.data.shape, t.data.dtype)
+        for i, a in enumerate(self.args):
+            if isinstance(a, Tensor) and (a is t or a.data is t.data):
+                self.trace.inputs[v] = i
+                if self.was_grad[i]:
+                    self.trace.needs_grad.add(v)
+                return v
+        if t.requires_grad:
+            self.trace.params[v] = t
+            self.trace.needs_grad.add(v)
+            return v
+        cut = t._cut_from[0]() if t._cut_from is not None else None
+        if cut is not None and type(cut) is not Tensor and (id(cut), t._cut_from[1]) not in self.ids:
+            self.capture([(cut, t._cut_from[1])])  # the value it was cut from, if no one else needed it
+        if cut is not None and (id(cut), t._cut_from[1]) in self.ids:  # h.detach() inside the step: a cut
+            src = self.ids[(id(cut), t._cut_from[1])]
+            self.trace.nodes.append(TNode("detach", [src], [v], {}))
+            return v
+        for i, a in enumerate(self.args):
+            if isinstance(a, Tensor) and np.may_share_memory(a.data, t.data):
+                raise CompileError(
+                    f"mg.compile: a constant of shape {t.shape} shares memory with argument {i} but is not "
+                    "that argument: it was made from it outside the graph (under no_grad, or from .data), "
+                    "so a replay could not recompute it. Make it with minigrad ops."
+                )
+        self.trace.consts[v] = np.array(t.data)  # a copy: the program's own constant
+        return v
+
+    def capture(self, roots: list) -> None:
+        """Record every node reachable from ``roots`` (edges (node, index)) not yet recorded, oldest first."""
+        found, stack = {}, [r[0] for r in roots]
+        while stack:  # iterative walk: no recursion on long unrolls
+            node = stack.pop()
+            if id(node) in found or (id(node), 0) in self.ids:
+                continue
+            found[id(node)] = node
+            for x in node.inputs:
+                if type(x) is tuple:
+                    stack.append(x[0])
+        for node in sorted(found.values(), key=lambda n: n.seq):
+            if node.vjp is None:
+                raise CompileError(f"mg.compile: {node!r} was already backpropagated before it was recorded")
+            if node.retained is not None:
+                raise CompileError(
+                    "mg.compile: retain_grad() inside a compiled step is not supported (the replay keeps "
+                    "no per-node gradients); run that step eagerly"
+                )
+            ins = [self.ids[(id(x[0]), x[1])] if type(x) is tuple else self.leaf(x) for x in node.inputs]
+            outs = [self._new((id(node), j), node, s, self.trace.dtypes[ins[0]]) for j, s in enumerate(node.shapes)]
+            attrs = {k: self._arg_refs(a) for k, a in closure_attrs(node.op, node.vjp).items()}
+            self.trace.nodes.append(TNode(node.op, ins, outs, attrs, node.scope))
+
+    def _arg_refs(self, a: Any) -> Any:
+        """An attribute array that is an argument's data (integer targets in an index) as ``ArgRef``."""
+        if isinstance(a, tuple):
+            return tuple(self._arg_refs(x) for x in a)
+        if not isinstance(a, np.ndarray):
+            return a
+        for i, arg in enumerate(self.args):
+            d = arg.data if isinstance(arg, Tensor) else None
+            if d is None or not np.may_share_memory(a, d):
+                continue
+            same_start = a.__array_interface__["data"][0] == d.__array_interface__["data"][0]
+            if a is d or same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous:
+                return ArgRef(i, a.shape)  # the argument itself, perhaps reshaped
+            raise CompileError(
+                f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {i}; pass it whole"
+            )
+        return a
+
+    def value_of(self, t: Tensor) -> int:
+        """The value id of a tensor the step returns (a detached tensor: the value it was cut from)."""
+        if t._edge is not None:
+            key = (id(t._edge[0]), t._edge[1])
+            if key not in self.ids:
+                self.capture([t._edge])
+            return self.ids[key]
+        if id(t) in self.ids:
+            return self.ids[id(t)]
+        v = self.leaf(t)
+        if v in self.trace.consts:
+            raise CompileError(
+                f"mg.compile: the step returns a tensor of shape {t.shape} that no recorded op made (made "
+                "under no_grad, from .data, or detached): a replay could not recompute it. Return the "
+                "tensor itself (not .detach()), or detach it outside the compiled step."
+            )
+        return v
+
+
+def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) -> tuple[Any, Trace]:
+    """Run ``fn(*args, **kwargs)`` eagerly and record it: (its result, the trace).
+
+    ``known``: the parameters of an earlier trace; whether the step clears their ``.grad`` itself
+    (``p.grad = None`` / ``zero_grad()`` inside the step) is seen by comparing before and at backward."""
+    if checks.anomaly:
+        raise CompileError("mg.compile: anomaly mode (detect_anomaly) is not supported under compile: run eagerly")
+    if gradnorms.recording:
+        raise CompileError("mg.compile: record_grad_norms() is not supported under compile: run eagerly")
+    targs = [a if isinstance(a, Tensor) or not isinstance(a, np.ndarray) else Tensor(a) for a in args]
+    rec = _Recorder(targs)
+    flipped = []
+    for a in targs:
+        if isinstance(a, Tensor):
+            if not a.requires_grad and a.data.dtype.kind == "f":
+                a.requires_grad = True  # record every op on it (see the module docstring)
+                flipped.append(a)
+    params_before = {id(p): p._grad for p in known or ()}
+    real_backward = _tensor.backward
+
+    def recording_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
+        rec.backwards += 1
+        if rec.backwards > 1:
+            raise CompileError("mg.compile: the step calls backward() more than once; compile one backward per step")
+        if root._edge is None:
+            raise CompileError("mg.compile: backward() from a leaf: nothing to compile")
+        rec.capture([root._edge])
+        tr = rec.trace
+        tr.root = rec.ids[(id(root._edge[0]), root._edge[1])]
+        tr.seed = np.array(_tensor._seed(root, grad))
+        for v, p in tr.params.items():  # the step set p.grad = None itself (zero_grad inside the step)?
+            before = params_before.get(id(p), p._grad)
+            if before is not None and p._grad is None:
+                tr.clears.add(v)
+            elif p._grad is not before:
+                raise CompileError(
+                    f"mg.compile: the step wrote a parameter's .grad (shape {p.shape}) other than to None"
+                )
+        real_backward(root, grad, retain_graph)
+        rec.writes_after_backward = checks.writes  # an optimizer step after this would move it
+
+    _tensor.backward = recording_backward
+    try:
+        result = fn(*targs, **kwargs)
+    finally:
+        _tensor.backward = real_backward
+        for a in flipped:
+            a.requires_grad, a._grad = False, None
+    if rec.backwards == 0:
+        raise CompileError(
+            "mg.compile: the step never called backward(): compile a training step (see docs/compiler.md)"
+        )
+    if checks.writes != rec.writes_after_backward:
+        raise CompileError(
+            "mg.compile: the step writes parameters in place after backward (an optimizer step inside it): "
+            "the replay would not repeat that. Call optimizer.step() outside the compiled step."
+        )
+    rec.trace.returns = _returns(rec, result)
+    return result, rec.trace
+
+
+def _returns(rec: _Recorder, result: Any) -> Any:
+    if result is None:
+        return None
+    if isinstance(result, Tensor):
+        return rec.value_of(result)
+    if isinstance(result, tuple | list) and all(isinstance(r, Tensor) for r in result):
+        return tuple(rec.value_of(r) for r in result)
+    raise CompileError(
+        f"mg.compile: the step returns {type(result).__name__}; return the loss Tensor (or a tuple of Tensors)"
+    )
