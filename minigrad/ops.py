@@ -519,10 +519,19 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 
 
 def transpose(x: Tensor, *axes: int) -> Tensor:
-    """x with its axes permuted (reversed when no axes are given)."""
+    """x with its axes permuted (reversed when no axes are given).
+
+    ``transpose(x, d0, d1)`` swaps two axes, as torch's does (also on a 2-D x, where (0, 1)
+    swaps); ``transpose(x, (2, 0, 1))`` or three or more integers give numpy's permutation.
+    """
     x = _lift(x)
     if len(axes) == 1 and isinstance(axes[0], tuple | list):
         axes = tuple(axes[0])
+    elif len(axes) == 2:  # torch.transpose(x, d0, d1): swap d0 and d1, keep the rest
+        d0, d1 = (_axis("transpose", a, x.ndim) for a in axes)
+        order = list(range(x.ndim))
+        order[d0], order[d1] = d1, d0
+        axes = tuple(order)
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
     normal = [

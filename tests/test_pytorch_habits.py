@@ -445,3 +445,24 @@ def test_in_place_sgd_step_matches_torch():
         with torch.no_grad():
             tp -= 0.1 * tp.grad
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12)
+
+
+def test_transpose_with_two_dims_swaps_them_as_torch_does_even_on_a_2d_tensor():
+    x = mg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    np.testing.assert_array_equal(x.transpose(0, 1).data, x.data.T)  # numpy's (0, 1) would be the identity
+    np.testing.assert_array_equal(mg.transpose(x, -1, 0).data, x.data.T)
+    y = mg.Tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+    assert mg.transpose(y, 0, 2).shape == (4, 3, 2)  # torch: swap dims 0 and 2
+    assert mg.transpose(y, 1, 0, 2).shape == (3, 2, 4)  # three integers: numpy's permutation
+    assert mg.transpose(y, (2, 0, 1)).shape == (4, 2, 3)  # a tuple: numpy's permutation
+    assert np.transpose(y, (2, 0, 1)).shape == (4, 2, 3)
+    assert mg.gradcheck(lambda t: mg.transpose(t, 0, 2) * np.arange(24.0).reshape(4, 3, 2), [y])
+
+
+def test_transpose_matches_torch_for_two_dims():
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(0).standard_normal((2, 3, 4))
+    for d0, d1 in [(0, 1), (0, 2), (1, 2), (-1, 0), (1, 1)]:
+        np.testing.assert_array_equal(
+            mg.transpose(mg.Tensor(a), d0, d1).data, torch.tensor(a).transpose(d0, d1).numpy()
+        )

@@ -110,7 +110,7 @@ def test_broadcasting_failure_names_the_op_and_both_shapes(op):
             ValueError,
             r"reshape: cannot reshape a tensor of shape \(2, 3\) \(6 elements\)",
         ),
-        (lambda: leaf(2, 3).transpose(0, 0), ValueError, r"transpose: axes \(0, 0\) are not a permutation"),
+        (lambda: leaf(2, 3).transpose((0, 0)), ValueError, r"transpose: axes \(0, 0\) are not a permutation"),
         (lambda: leaf(2, 3).sum(axis=2), ValueError, "sum: axis 2 is out of range for a tensor with 2 dimensions"),
         (lambda: leaf(2, 3).mean(axis=(1, -1)), ValueError, r"mean: axis \(1, -1\) names the same axis twice"),
         (lambda: leaf(0, 3).max(), ValueError, r"max of an empty tensor of shape \(0, 3\)"),
