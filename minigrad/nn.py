@@ -464,16 +464,19 @@ class init:  # noqa: N801 (a namespace, spelled like torch.nn.init)
 # ---------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------
-def _as_input(owner: str, x: Any, dtype: np.dtype) -> Tensor:
-    """``x`` as a Tensor of the parameters' dtype, or a TypeError that says what to change
-    (the same rule, and words, as the recurrent layers' input check in models/cells.py)."""
-    t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+def _as_input(owner: str, what: str, value: Any, dtype: np.dtype) -> Tensor:
+    """``value`` as a Tensor of the parameters' dtype, or a TypeError that says what to change
+    (one rule for every module's input: nn.Linear here, the recurrent layers in models)."""
+    try:
+        t = value if isinstance(value, Tensor) else Tensor(value)
+    except TypeError as e:  # ragged lists, strings, objects
+        raise TypeError(f"{owner}: {what}: {e}") from None
     if t.dtype != dtype:
         raise TypeError(
-            f"{owner}: input has dtype {t.dtype} but the parameters are {dtype} "
+            f"{owner}: {what} has dtype {t.dtype} but the parameters are {dtype} "
             f"(convert the data, e.g. x.astype(np.{dtype}), or the module, e.g. module.to(np.{t.dtype}))"
             if t.dtype.kind == "f"
-            else f"{owner}: input must hold floating-point values ({dtype}), got dtype {t.dtype}"
+            else f"{owner}: {what} must hold floating-point values ({dtype}), got dtype {t.dtype}"
         )
     return t
 
@@ -499,7 +502,7 @@ class Linear(Module):
         self.bias = Parameter(rng.uniform(-k, k, (out_features,)).astype(dtype)) if bias else None
 
     def forward(self, x: Any) -> Tensor:
-        x = _as_input("Linear", x, self.weight.dtype)
+        x = _as_input("Linear", "input", x, self.weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input with last dimension {self.in_features}, got shape {x.shape}")
         y = ops.matmul(x, ops.transpose(self.weight))

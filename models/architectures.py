@@ -79,6 +79,13 @@ def _outputs(hs: list[Tensor], batched: bool, batch_first: bool) -> tuple[Tensor
     return (mg.transpose(out, 1, 0, 2) if batch_first else out), h_n
 
 
+
+def _uniform_parameters(module: Module, shapes: dict[str, tuple[int, ...]], rng: Any) -> None:
+    """One Parameter per name, each U(−k, k) with k = 1/√H (PyTorch's init for recurrent weights)."""
+    rng, k = init._rng(rng), 1.0 / math.sqrt(module.hidden_size)
+    for name, shape in shapes.items():
+        setattr(module, name, Parameter(rng.uniform(-k, k, shape).astype(module.dtype)))
+
 class ResidualRNN(RNN):
     """Residual Elman RNN: h_t = h_{t-1} + α φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
@@ -159,12 +166,10 @@ class SkipRNN(Module):
         self.nonlinearity = nonlinearity
         self.batch_first, self.bias = bool(batch_first), bool(bias)
         self.dtype = _float_dtype("SkipRNN", dtype)
-        rng, k = init._rng(rng), 1.0 / math.sqrt(H)
         shapes = {"weight_ih": (H, self.input_size), "weight_hh": (H, H), "weight_skip": (H, H)}
         if self.bias:
             shapes.update(bias_ih=(H,), bias_hh=(H,))
-        for name, shape in shapes.items():
-            setattr(self, name, Parameter(rng.uniform(-k, k, shape).astype(self.dtype)))
+        _uniform_parameters(self, shapes, rng)
 
     def forward(self, x: Any, h0: Any = None, cut: str | None = None, return_states: bool = False) -> tuple:
         I, H, d = self.input_size, self.hidden_size, self.skip
@@ -231,12 +236,10 @@ class AttentionRNN(Module):
         self.hidden_size = H = _positive_int("AttentionRNN", "hidden_size", hidden_size)
         self.batch_first, self.bias = bool(batch_first), bool(bias)
         self.dtype = _float_dtype("AttentionRNN", dtype)
-        rng, k = init._rng(rng), 1.0 / math.sqrt(H)
         shapes = {"weight_ih": (H, self.input_size), "weight_hh": (H, H), "weight_ch": (H, H)}
         if self.bias:
             shapes.update(bias_ih=(H,), bias_hh=(H,))
-        for name, shape in shapes.items():
-            setattr(self, name, Parameter(rng.uniform(-k, k, shape).astype(self.dtype)))
+        _uniform_parameters(self, shapes, rng)
 
     def forward(
         self,
@@ -318,7 +321,6 @@ class InputAttentionRNN(Module):
         self.output_size = O = _positive_int("InputAttentionRNN", "output_size", O)  # noqa: E741
         self.batch_first, self.bias = bool(batch_first), bool(bias)
         self.dtype = _float_dtype("InputAttentionRNN", dtype)
-        rng, k = init._rng(rng), 1.0 / math.sqrt(H)
         shapes = {
             "weight_ih": (H, I),
             "weight_hh": (H, H),
@@ -328,8 +330,7 @@ class InputAttentionRNN(Module):
         }
         if self.bias:
             shapes.update(bias_ih=(H,), bias_hh=(H,), bias_y=(O,))
-        for name, shape in shapes.items():
-            setattr(self, name, Parameter(rng.uniform(-k, k, shape).astype(self.dtype)))
+        _uniform_parameters(self, shapes, rng)
 
     def forward(
         self,

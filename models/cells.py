@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module, Parameter, init
+from minigrad.nn import Module, Parameter, _as_input, init  # _as_input: one input rule for all modules
 from minigrad.tensor import Tensor
 
 __all__ = [
@@ -106,22 +106,6 @@ def _float_dtype(owner: str, dtype: Any) -> np.dtype:
     if dt.kind != "f":
         raise TypeError(f"{owner}: dtype must be a floating-point type (float64 or float32), got {dt}")
     return dt
-
-
-def _as_input(owner: str, what: str, value: Any, dtype: np.dtype) -> Tensor:
-    """A Tensor of the parameters' dtype, or a TypeError that says what to change."""
-    try:
-        t = value if isinstance(value, Tensor) else Tensor(value)
-    except TypeError as e:  # ragged lists, strings, objects
-        raise TypeError(f"{owner}: {what}: {e}") from None
-    if t.dtype != dtype:
-        raise TypeError(
-            f"{owner}: {what} has dtype {t.dtype} but the parameters are {dtype} "
-            f"(convert the data, e.g. x.astype(np.{dtype}), or build the module with dtype=np.{t.dtype})"
-            if t.dtype.kind == "f"
-            else f"{owner}: {what} must hold floating-point values ({dtype}), got dtype {t.dtype}"
-        )
-    return t
 
 
 class _CellBase(Module):
