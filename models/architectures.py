@@ -79,12 +79,12 @@ def _outputs(hs: list[Tensor], batched: bool, batch_first: bool) -> tuple[Tensor
     return (mg.transpose(out, 1, 0, 2) if batch_first else out), h_n
 
 
-
 def _uniform_parameters(module: Module, shapes: dict[str, tuple[int, ...]], rng: Any) -> None:
     """One Parameter per name, each U(−k, k) with k = 1/√H (PyTorch's init for recurrent weights)."""
     rng, k = init._rng(rng), 1.0 / math.sqrt(module.hidden_size)
     for name, shape in shapes.items():
         setattr(module, name, Parameter(rng.uniform(-k, k, shape).astype(module.dtype)))
+
 
 class ResidualRNN(RNN):
     """Residual Elman RNN: h_t = h_{t-1} + α φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
