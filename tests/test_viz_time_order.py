@@ -167,3 +167,39 @@ def test_inside_each_step_the_ops_stand_top_to_bottom_in_data_order(engine, whic
         right_of_t1 = max(centres[i][0] for i in by_step["t=1"])
         left_of_t2 = min(centres[i][0] for i in by_step["t=2"])
         assert all(right_of_t1 < centres[lf.id][0] < left_of_t2 for lf in tape.leaves if lf.kind == "param")
+
+
+def band_rows(svg: str, level: str) -> dict[str, tuple[float, float]]:
+    """{family: (top y, bottom y)} over its step boxes (SVG y grows downwards): at op level the
+    step clusters (id "scope <family>/t=<t>"), at step level the step nodes (id "step …")."""
+    kind, pattern = ("cluster", r"^scope (.*)/t=\d+$") if level == "op" else ("node", r"^step (.*)/t=\d+$")
+    rows: dict[str, tuple[float, float]] = {}
+    for g in ET.fromstring(svg).iter(f"{SVG}g"):
+        m = re.match(pattern, g.get("id") or "")
+        if g.get("class") == kind and m:
+            shape = next(e for e in g.iter() if e.tag in (f"{SVG}polygon", f"{SVG}path"))
+            ys = [float(y) for y in re.findall(r"-?[\d.]+,(-?[\d.]+)", shape.get("points") or shape.get("d"))]
+            lo, hi = rows.get(m.group(1), (min(ys), max(ys)))
+            rows[m.group(1)] = (min(lo, *ys), max(hi, *ys))
+    return rows
+
+
+BAND_CASES = [c for c in CASES if c[2] == 2 or c[3]]  # more than one band
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("level", ["op", "step"])
+@pytest.mark.parametrize(("kind", "truncate", "layers", "bidirectional"), BAND_CASES)
+def test_bands_stand_layer_0_on_top_and_forward_above_reverse_in_one_plain_pass(
+    engine, level, kind, truncate, layers, bidirectional
+):
+    """Top to bottom: l0, l0_reverse, l1, l1_reverse, every step of a band above every step of
+    the next one, in every case (dot alone would pick another order case by case)."""
+    source = viz.draw_graph(loss_of(kind, truncate, layers, bidirectional), level=level).source
+    if engine == "wasm":
+        source = plain_labels(source)
+    rows = band_rows(render_once(source, engine), level)
+    bands = [f"l{i}{d}" for i in range(layers) for d in (("", "_reverse") if bidirectional else ("",))]
+    assert sorted(rows) == sorted(bands)
+    for upper, lower in zip(bands, bands[1:]):
+        assert rows[upper][1] < rows[lower][0], f"{upper} is not above {lower}: {rows}"
