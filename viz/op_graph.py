@@ -64,6 +64,7 @@ def draw_ops(
     for step, t in times.items():
         pic.shown[step] = shown_path(step, t)
     column = op_columns(tape.ops, families, times)
+    pic.bands = {parent: i for i, parent in enumerate(families)}  # l0, l0_reverse, l1, …: top to bottom
     rep_of, runs = fold_identical_steps(families) if collapse else ({}, {})
     folded = set(rep_of)  # ops drawn by their representative
     in_run = folded | {op.seq for op in rep_of.values()}  # ops of folded steps and their representatives

@@ -49,6 +49,7 @@ class Picture:
         self.shown: dict[str, str] = {}  # scope path -> the path its cluster is labelled and identified by
         self.column: dict[str, int] = {}  # node id -> its column (rank): time runs left to right
         self.place: dict[str, tuple] = {}  # node id -> sort key: its place top to bottom within its cluster's column
+        self.bands: dict[str, int] = {}  # a family's parent scope (l0, l0_reverse, …) -> its band, top to bottom
         self.n_nodes = 0
         self.linked: set[tuple[str, str]] = set()  # (a, b) pairs with an edge
         self.scale: GradScale | None = None  # the ‖δ‖ colour scale the picture was coloured with
@@ -93,9 +94,52 @@ class Picture:
                 g.edge(b, a, **attrs, dir="back")
                 continue
             g.edge(a, b, **attrs)
+        self.anchors: dict[str, float] = {}  # the invisible band anchors -> their column
+        self._add_bands(g)
         self._add_columns(g)
         self._add_orders(g, clustered)
         return g
+
+    def _add_bands(self, g: graphviz.Digraph) -> None:
+        """Bands (the clusters of a layer's directions: l0, l0_reverse, l1, …) stand top to
+        bottom in that order in every column.
+
+        dot has no constraint on the order of sibling clusters (it drops a flat edge between two
+        clusters), only crossing minimisation. So in the first column one invisible anchor per
+        band stands outside every cluster, the anchors chained in band order by flat edges
+        (outside clusters those hold: tail above head), each with an edge to its band's top node
+        in a later column: bands in another order would cross those edges. Measured over
+        RNN/GRU/LSTM × truncate {None, 2, 3} × 1-3 layers × uni/bi, op and step level, both
+        Graphviz builds (tests/test_viz_time_order.py checks the 1-2 layer matrix)."""
+        members: dict[int, list[str]] = {}
+        for path, nodes in self.members.items():
+            b = self._band_of(path)
+            if b is not None:
+                members.setdefault(b, []).extend(n for n, _ in nodes if n in self.column)
+        if len(members) < 2:
+            return
+        first = min(self.column.values())
+        anchors = []
+        for b in sorted(members):
+            later = [n for n in members[b] if self.column[n] > first]
+            if not later:
+                continue
+            anchor = f"band{b}"
+            self.anchors[anchor] = first
+            g.node(anchor, label="", shape="point", style="invis", width="0", height="0")
+            g.edge(anchor, min(later, key=lambda n: (self.column[n], self.place.get(n, ()))), style="invis")
+            anchors.append(anchor)
+        for a, b in zip(anchors, anchors[1:]):
+            g.edge(a, b, style="invis")
+
+    def _band_of(self, path: str) -> int | None:
+        """The band of a cluster path: that of the deepest family parent it is inside."""
+        while True:
+            if path in self.bands:
+                return self.bands[path]
+            if not path:
+                return None
+            path = path.rpartition("/")[0]
 
     def _add_orders(self, g: graphviz.Digraph, clustered: set[str]) -> None:
         """Within one cluster's part of one column, the nodes that have a ``place`` stand top to
@@ -119,7 +163,7 @@ class Picture:
     def _add_columns(self, g: graphviz.Digraph) -> None:
         """One rank per column, and an invisible chain that puts the columns in order."""
         by_column: dict[int, list[str]] = {}
-        for node_id, c in self.column.items():
+        for node_id, c in {**self.column, **self.anchors}.items():
             by_column.setdefault(c, []).append(node_id)
         firsts = []
         for c in sorted(by_column):

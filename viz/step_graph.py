@@ -64,6 +64,7 @@ def draw_steps(tape: Tape, show_grads: bool, steps_shown: int | None = DEFAULT_S
         step_group[step] = f"{parent}/(elided)" if elided and keep < t <= n_times - keep else step
     step_of = {op.seq: step_group[step] for step, ops in _steps(families) for op in ops}
     op_column = op_columns(tape.ops, families, times)
+    pic.bands = {parent: i for i, parent in enumerate(families)}  # l0, l0_reverse, l1, …: top to bottom
     last_column = column_of_time(n_times) + 1
     span = {
         p: (min(ops[0].seq for ops in st.values()), max(ops[-1].seq for ops in st.values()))
