@@ -654,3 +654,61 @@ def test_gradient_rows_writes_each_step_gradient_into_its_row_and_the_batched_ge
     assert "_rows(" not in text and "gradient_rows: 4 step gradients" in text
     batched = [i.code for i in c.program.instrs if i.op == "δbatched"]
     assert len(batched) == 1 and re.search(r"@ g\d+\[0:4\]\.reshape\(", batched[0])  # δa_1..δa_4 as one slice
+
+
+# ---------------------------------------------------------------------------
+# models.train_step: a model, a loss and an optimizer as one step, compiled with one flag
+# ---------------------------------------------------------------------------
+def _train(cls, compile, steps=6, **kw):
+    model, head = cls(4, 5, rng=0), models.Readout(5, 3, rng=1)
+    opt = mg.optim.Adam([*model.parameters(), *head.parameters()], lr=0.01)
+
+    def loss_fn(out, target):
+        e = head(out) - target
+        return 0.5 * (e * e).sum()
+
+    step = models.train_step(model, loss_fn, opt, compile=compile, **kw)
+    rng, losses = np.random.default_rng(8), []
+    for _ in range(steps):
+        losses.append(float(step(rng.standard_normal((6, 2, 4)), rng.standard_normal((6, 2, 3))).data))
+    return step, losses, [p.data.copy() for p in [*model.parameters(), *head.parameters()]]
+
+
+@pytest.mark.parametrize("cls", [models.RNN, models.GRU, models.LSTM])
+@pytest.mark.parametrize("kw", [{}, {"max_norm": 0.5}, {"truncate": 2}], ids=["plain", "max_norm", "truncate"])
+def test_train_step_compiled_trains_to_eager_losses_and_weights(cls, kw):
+    eager, l_e, w_e = _train(cls, False, **kw)
+    compiled, l_c, w_c = _train(cls, True, **kw)
+    np.testing.assert_allclose(l_c, l_e, rtol=1e-12)
+    for a, b in zip(w_e, w_c):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert eager.compiled is None
+    assert compiled.compiled.traces == 2 and compiled.compiled.program is not None  # steps 3-6 replayed
+    # the readout's weights are in the program: its parameters' .grad are written by the replay
+    assert len(compiled.compiled.program.params) == len(compiled.params)
+
+
+def test_train_step_without_an_optimizer_only_fills_grads():
+    model = models.GRU(4, 5, rng=0)
+    step = models.train_step(model, lambda out, y: ((out - y) * (out - y)).mean())
+    x, y = np.ones((3, 2, 4)), np.zeros((3, 2, 5))
+    for _ in range(3):
+        step(x, y)
+    got = [p.grad.copy() for p in model.parameters()]
+    before = [p.data.copy() for p in model.parameters()]
+    models.train_step(model, lambda out, y: ((out - y) * (out - y)).mean(), compile=False)(x, y)
+    for g, p, d in zip(got, model.parameters(), before):
+        np.testing.assert_allclose(g, p.grad, atol=1e-14)  # replayed = eager, and .grad not summed across calls
+        np.testing.assert_array_equal(p.data, d)  # no optimizer: nothing moved
+
+
+def test_train_step_refuses_max_norm_without_an_optimizer_and_non_callables():
+    with pytest.raises(ValueError, match="max_norm"):
+        models.train_step(models.RNN(2, 3), lambda o, y: o.sum(), max_norm=1.0)
+    with pytest.raises(TypeError, match="callable"):
+        models.train_step(models.RNN(2, 3), "mse")
+
+
+def test_compiling_a_module_is_refused_and_points_at_train_step():
+    with pytest.raises(CompileError, match=r"not a module \(RNN\).*models\.train_step"):
+        mg.compile(models.RNN(2, 3))
