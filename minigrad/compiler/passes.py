@@ -12,6 +12,7 @@ batch_weight_grads      the T contributions aₜᵀ gₜ of a shared weight (dL/
                         become one GEMM per chunk of stacked steps, as hand-written BPTT does
 schedule_accumulation   each gradient sum written once: the first addend is taken as it is, the
                         second makes a new array (the first may be shared), later ones add in place
+accumulate_in_place     δh_{t-1} = δout_{t-1} + δa_t W_hh added into δout's own row (no new array)
 gradient_rows           each step's δa_t written into its row of δ(input projection); the batched
                         GEMM reads those rows as one slice
 plan_memory             free every buffer right after its last use (``del``), the memory plan
@@ -31,6 +32,8 @@ __all__ = [
     "contiguous_transposes",
     "batch_weight_grads",
     "schedule_accumulation",
+    "accumulate_in_place",
+    "gradient_rows",
     "plan_memory",
     "PASSES",
 ]
@@ -209,6 +212,41 @@ def schedule_accumulation(prog: Program) -> Program:
     return prog.copy(instrs)
 
 
+def accumulate_in_place(prog: Program) -> Program:
+    """``g = g + expr`` becomes ``g += expr`` where g's array is provably the step's own: g is row k
+    of a δ (``g = G[k]``, the δ of a stack) that a GEMM made fresh, every reader of G takes a
+    different row, and nothing read g before this sum. (δh_{t-1} = δout_{t-1} + δa_t W_hh: one
+    (B, H) array fewer per step, as hand-written BPTT adds in place.)"""
+    defs = Counter(o for i in prog.instrs for o in i.outs)
+    keep = prog.kept()
+    fresh = {i.outs[0] for i in prog.instrs if i.kind == "grad" and " @ " in i.code and defs[i.outs[0]] == 1}
+    rows: dict[str, tuple[str, int]] = {}  # g -> (G, index of the instruction that took the row)
+    taken: dict[str, list[str]] = {}
+    for n, ins in enumerate(prog.instrs):
+        m = re.fullmatch(r"(g\d+) = (g\d+)\[(\d+)\]", ins.code)
+        if m and m.group(2) in fresh and m.group(2) not in keep:
+            taken.setdefault(m.group(2), []).append(m.group(3))
+            if defs[m.group(1)] == 2:  # the row, then its sum
+                rows[m.group(1)] = (m.group(2), n)
+    readers = Counter(v for i in prog.instrs for v in i.ins)
+    ok_parent = {G for G, ks in taken.items() if len(set(ks)) == len(ks) == readers[G]}
+    instrs, changed = list(prog.instrs), 0
+    for n, ins in enumerate(instrs):
+        m = re.fullmatch(r"(g\d+) = \1 \+ (.*)", ins.code, re.S)
+        if not m or m.group(1) not in rows or rows[m.group(1)][0] not in ok_parent:
+            continue
+        g, start = m.group(1), rows[m.group(1)][1]
+        if any(g in instrs[j].ins for j in range(start + 1, n)):
+            continue  # read before the sum: an alias may hold it
+        instrs[n] = Instr(ins.kind, ins.op, ins.outs, ins.ins, f"{g} += {m.group(2)}", ins.shape, ins.dtype, True)
+        changed += 1
+    if not changed:
+        return prog
+    out = prog.copy(instrs)
+    out.notes.append(f"accumulate_in_place: {changed} sums added in place into a row of their own δ")
+    return out
+
+
 def gradient_rows(prog: Program) -> Program:
     """δ of an ``unbind`` (the per-step δa_t of the input projection): each step's gradient is
     written straight into its row of the result, instead of being copied there afterwards; and a
@@ -262,6 +300,11 @@ def gradient_rows(prog: Program) -> Program:
             D, k = rows[ins.outs[0]]
             expr = ins.code.split(" = ", 1)[1]
             code = f"{D}[{k}] = {expr}\n{ins.outs[0]} = {D}[{k}]"
+            m = re.fullmatch(r"(\w+) \* \(1 - (\w+) \* \2\)", expr)
+            if m:  # δa = δh ⊙ (1 − h²) computed in its row, no temporaries: h², 1 − h², ⊙ δh, each out=
+                r, (g, y) = f"{D}[{k}]", m.groups()
+                code = (f"{ins.outs[0]} = np.multiply({y}, {y}, out={r})\nnp.subtract(1, {r}, out={r})\n"
+                        f"np.multiply({g}, {r}, out={r})")  # fmt: skip
             ins = Instr("grad", ins.op, ins.outs, [*ins.ins, D], code, ins.shape, ins.dtype, True)
         elif ins.op == "δbatched":
             ins = _batched_from_rows(ins, rows, states)
@@ -332,6 +375,7 @@ PASSES = (
     contiguous_transposes,
     batch_weight_grads,
     schedule_accumulation,
+    accumulate_in_place,
     gradient_rows,
     plan_memory,
 )
