@@ -714,3 +714,36 @@ def test_train_step_refuses_max_norm_without_an_optimizer_and_non_callables():
 def test_compiling_a_module_is_refused_and_points_at_train_step():
     with pytest.raises(CompileError, match=r"not a module \(RNN\).*models\.train_step"):
         mg.compile(models.RNN(2, 3))
+
+
+def test_accumulate_in_place_adds_delta_h_into_the_row_of_its_own_delta():
+    c = _compiled_readout(T=5)
+    before = c.program_before
+    for p in passes.PASSES[: passes.PASSES.index(passes.accumulate_in_place)]:
+        before = p(before)
+    sums = [i.code for i in before.instrs if re.fullmatch(r"(g\d+) = \1 \+ g\d+ @ p\d+", i.code)]
+    after = passes.accumulate_in_place(before)
+    in_place = [i.code for i in after.instrs if re.fullmatch(r"g\d+ \+= g\d+ @ p\d+", i.code)]
+    assert len(sums) == 4 and len(in_place) == 4  # δh_{t-1} += δa_t W_hh for t = T … 2
+    assert "accumulate_in_place: 4 sums" in str(c.program)
+
+
+def test_accumulate_in_place_leaves_a_sum_whose_first_addend_is_shared():
+    W = mg.Tensor(np.full((2, 2), 0.5), requires_grad=True)
+
+    def step(x):
+        h = x @ W
+        s = mg.stack([h, h])  # one δ array, two rows into the same h: the sum must not write into a row
+        loss = (s * s).sum() + (h * 3.0).sum()
+        loss.backward()
+        return loss
+
+    c = mg.compile(step)
+    x = np.arange(4.0).reshape(2, 2)
+    for _ in range(3):
+        W.grad = None
+        c(x)
+    got = W.grad.copy()
+    W.grad = None
+    step(mg.Tensor(x))
+    np.testing.assert_allclose(got, W.grad, atol=1e-12)
