@@ -302,8 +302,8 @@ def gradient_rows(prog: Program) -> Program:
             code = f"{D}[{k}] = {expr}\n{ins.outs[0]} = {D}[{k}]"
             m = re.fullmatch(r"(\w+) \* \(1 - (\w+) \* \2\)", expr)
             if m:  # δa = δh ⊙ (1 − h²) computed in its row, no temporaries: h², 1 − h², ⊙ δh, each out=
-                r, (g, y) = f"{D}[{k}]", m.groups()
-                code = (f"{ins.outs[0]} = np.multiply({y}, {y}, out={r})\nnp.subtract(1, {r}, out={r})\n"
+                r, (g, y) = ins.outs[0], m.groups()
+                code = (f"{r} = {D}[{k}]\nnp.multiply({y}, {y}, out={r})\nnp.subtract(1, {r}, out={r})\n"
                         f"np.multiply({g}, {r}, out={r})")  # fmt: skip
             ins = Instr("grad", ins.op, ins.outs, [*ins.ins, D], code, ins.shape, ins.dtype, True)
         elif ins.op == "δbatched":
