@@ -398,7 +398,8 @@ def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
         inside &= xd >= lo
     if hi is not None:
         inside &= xd <= hi
-    return _make(np.clip(xd, lo, hi), "clip", (x,), lambda g: (g * inside,))
+    # bounds: unused by δ, read by mg.compile to replay the clip (compiler/trace.py ATTRS)
+    return _make(np.clip(xd, lo, hi), "clip", (x,), lambda g, bounds=(lo, hi): (g * inside,))
 
 
 def scale_grad(x: Tensor, xi: float) -> Tensor:

@@ -20,12 +20,14 @@ API:
                   checkpointed, default_segments
     architectures ResidualRNN, SkipRNN, AttentionRNN, orthogonal_init_
     heads         Readout, LastStepRegression, last_step, sequence_cross_entropy
+    training      train_step(model, loss_fn, optimizer, compile=True): one step, compiled by mg.compile
 """
 
 from .architectures import AttentionRNN, InputAttentionRNN, ResidualRNN, SkipRNN, orthogonal_init_
 from .cells import GRUCell, LSTMCell, RNNCell, gru_step, lstm_step, rnn_step
 from .heads import LastStepRegression, Readout, last_step, sequence_cross_entropy
 from .rnn import GRU, LSTM, RNN, StepStates
+from .train_step import TrainStep, train_step
 from .truncation import (
     FixedTruncation,
     RandomTruncation,
@@ -73,4 +75,6 @@ __all__ = [
     "LastStepRegression",
     "last_step",
     "sequence_cross_entropy",
+    "train_step",
+    "TrainStep",
 ]

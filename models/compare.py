@@ -3,7 +3,9 @@
 The same float64 weights and data go through two programs that share no code:
 
 * minigrad: ``models.RNN/GRU/LSTM`` record the unrolled graph and ``loss.backward()`` walks it;
-* ``models.reference``: BPTT written out by hand in numpy (and the O(T²) path sum and RTRL).
+* ``models.reference``: BPTT written out by hand in numpy (and the O(T²) path sum and RTRL);
+* and the compiled path: the same minigrad step under ``mg.compile``, its gradients read from a
+  replay (the third call: two traced calls first), against the same hand-written BPTT.
 
 The loss is linear in the outputs, so each upstream gradient is a fixed random array:
 
@@ -15,7 +17,9 @@ and for every parameter θ (and dx, dh0, dc0, and δh_t = dL/dh_t of every step,
     max abs diff = max_i |a_i − b_i|,    max rel diff = max_i |a_i − b_i| / max(|a_i|, |b_i|)
 
 (entries where both are 0 count as 0), and the time each method took (forward + backward,
-best of ``repeat`` runs). In float64 both must agree to ≤ 1e-10.
+best of ``repeat`` runs). In float64 both must agree to ≤ 1e-10. The compiled rows compare
+everything but δh_t: a compiled step keeps no per-step gradients (``retain_grad`` is refused
+inside it), so those are the eager rows' alone.
 
 This module computes and returns the comparisons (``Case`` objects, ``ScalingPoint`` lists);
 it prints nothing. The table, the verdict, the progress line and the plot are the report's,
@@ -56,8 +60,10 @@ __all__ = [
     "settings_grid",
     "case_data",
     "minigrad_bptt",
+    "compiled_bptt",
     "reference_bptt",
     "compare_case",
+    "compare_compiled_case",
     "compare_path_sum_and_rtrl",
     "worked_example_minigrad",
     "compare_worked_example",
@@ -296,6 +302,49 @@ def minigrad_bptt(layer: RNN | GRU | LSTM, data: CaseData, truncate: int | None)
     return res
 
 
+def compiled_bptt(layer: RNN | GRU | LSTM, data: CaseData, truncate: int | None, repeat: int = 1) -> tuple[dict, float]:
+    """The loss of ``minigrad_bptt`` as a step under ``mg.compile``: (results from a replay, best replay time).
+
+    The step is called twice (traced, eagerly), replayed once (its memory measured), then ``repeat``
+    times replayed and timed; the results are the last replay's. Keys as ``minigrad_bptt``'s, without the δh_t (δc_t) a compiled step does not keep.
+    """
+    lstm = isinstance(layer, LSTM)
+
+    def step(x, h0, dout, dh_n, *c):  # c = (c0, dc_n) for the LSTM
+        layer.zero_grad()
+        if lstm:
+            out, (h_n, c_n) = layer(x, (h0, c[0]), truncate=truncate)
+            loss = (out * dout).sum() + (h_n * dh_n).sum() + (c_n * c[1]).sum()
+            loss.backward()
+            return loss, out, h_n, c_n
+        out, h_n = layer(x, h0, truncate=truncate)
+        loss = (out * dout).sum() + (h_n * dh_n).sum()
+        loss.backward()
+        return loss, out, h_n
+
+    compiled = mg.compile(step)
+
+    def call() -> tuple:
+        x, h0 = mg.Tensor(data.x, requires_grad=True), mg.Tensor(data.h0, requires_grad=True)
+        c = (mg.Tensor(data.c0, requires_grad=True), data.dc_n) if lstm else ()
+        return compiled(x, h0, data.dout, data.dh_n, *c), x, h0, c
+
+    for _ in range(3):
+        call()  # two traced calls (the program is built when they agree), one replay measuring its memory
+    (results, x, h0, c), seconds = _best_time(call, repeat)
+    if compiled.traces != 2 or compiled.program is None:
+        raise RuntimeError(f"compiled_bptt: the step was traced {compiled.traces} times and never replayed")
+    res = {"out": results[1].data, "h_n": results[2].data}
+    if lstm:
+        res["c_n"] = results[3].data
+    for name, p in layer.named_parameters():
+        res[name] = np.zeros_like(p.data) if p.grad is None else p.grad
+    res["dx"], res["dh0"] = x.grad, h0.grad
+    if lstm:
+        res["dc0"] = c[0].grad
+    return res, seconds
+
+
 def reference_bptt(
     model: str, setting: Setting, state_dict: dict[str, np.ndarray], data: CaseData
 ) -> dict[str, np.ndarray]:
@@ -339,6 +388,22 @@ def compare_case(model: str, setting: Setting, sizes: Sizes, seed: int = 0, repe
     ref_res, t_ref = _best_time(lambda: reference_bptt(model, setting, state_dict, data), repeat)
     pairs = _pairs(mg_res, ref_res, "minigrad", "reference")
     return Case(model, setting.label, ("minigrad", "bptt"), pairs, (t_mg, t_ref))
+
+
+def compare_compiled_case(model: str, setting: Setting, sizes: Sizes, seed: int = 0, repeat: int = 3) -> Case:
+    """The compiled step (``mg.compile``, a replay) against the hand-written BPTT on one model and setting.
+
+    Every quantity of ``compare_case`` but the per-step δh_t (δc_t), which a compiled step does not keep."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}: choose from {', '.join(MODELS)}")
+    layer = make_layer(model, setting, sizes, seed)
+    data = case_data(model, setting, sizes, seed)
+    state_dict = layer.state_dict()
+    comp, t_comp = compiled_bptt(layer, data, setting.truncate, repeat)
+    ref_res, t_ref = _best_time(lambda: reference_bptt(model, setting, state_dict, data), repeat)
+    ref_res = {k: v for k, v in ref_res.items() if not k.startswith(("δh_t", "δc_t"))}
+    return Case(model, setting.label, ("compiled", "bptt"), _pairs(comp, ref_res, "compiled", "reference"),
+                (t_comp, t_ref))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -412,8 +477,10 @@ def run_suite(
     repeat: int = 3,
     extras: bool = True,
     progress: Progress | None = None,
+    compiled: bool = True,
 ) -> list[Case]:
-    """Every model × setting of the grid, then (``extras``) path sum / RTRL and the worked example.
+    """Every model × setting of the grid (``compiled``: eager and compiled, each against BPTT), then
+    (``extras``) path sum / RTRL and the worked example.
 
     ``progress``, when given, is called before each job (the report draws a progress line with it)."""
     models = list(models)
@@ -426,6 +493,13 @@ def run_suite(
     for model in models:
         for s in grid:
             jobs.append((f"{model} {s.label}", lambda m=model, s=s: [compare_case(m, s, sizes, seed, repeat)]))
+            if compiled:
+                jobs.append(
+                    (
+                        f"{model} {s.label} compiled",
+                        lambda m=model, s=s: [compare_compiled_case(m, s, sizes, seed, repeat)],
+                    )
+                )
     for nl in rnn_nls:
         for k in (None, 3):
             jobs.append(
@@ -441,8 +515,10 @@ def run_suite(
             cases.extend(job())
         except Exception as e:  # one broken case becomes a FAIL row; the rest of the table still prints
             model, _, setting = what.partition(" ")
+            methods = ("compiled", "bptt") if setting.endswith(" compiled") else ("minigrad", "bptt")
+            setting = setting.removesuffix(" compiled")
             error = f"error {type(e).__name__}: {e}"[:100]
-            cases.append(Case(model, setting, ("minigrad", "bptt"), {error: (np.array(np.nan), np.array(0.0))}))
+            cases.append(Case(model, setting, methods, {error: (np.array(np.nan), np.array(0.0))}))
     return cases
 
 

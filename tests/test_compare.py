@@ -67,6 +67,38 @@ def test_delta_h_t_from_retain_grad_matches_the_reference_at_every_step(model, s
             np.testing.assert_allclose(ours[t], ref[t], rtol=0, atol=TOL, err_msg=f"{quantity} at t={t + 1}")
 
 
+@pytest.mark.parametrize("model,setting", GRID, ids=[_id(c) for c in GRID])
+def test_the_compiled_step_matches_handwritten_bptt_to_1e_10(model, setting):
+    case = compare.compare_compiled_case(model, setting, SIZES, seed=0, repeat=1)
+    assert case.methods == ("compiled", "bptt")
+    expected = {q for q in _expected_quantities(model, setting) if not q.startswith(("δh_t", "δc_t"))}
+    assert set(case.pairs) == expected  # everything but the per-step δh_t, which a compiled step keeps none of
+    for quantity, (ours, ref) in case.pairs.items():
+        assert np.abs(ref).max() > 0, f"{quantity} is all zeros: comparing it would prove nothing"
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=TOL, err_msg=f"{model} {setting.label} {quantity}")
+
+
+def test_the_compiled_rows_compare_the_replay_not_the_eager_trace(monkeypatch):
+    from minigrad.compiler import kernels
+
+    wrong = kernels.Kernel(kernels.KERNELS["tanh"].fwd, [lambda n: f"{n.g} * (1 - {n.y})"])  # a planted bug: 1 − y
+    monkeypatch.setitem(kernels.KERNELS, "tanh", wrong)
+    setting = compare.Setting(1, False, None, SIZES.T)
+    compiled = compare.compare_compiled_case("rnn-tanh", setting, SIZES, repeat=1)
+    eager = compare.compare_case("rnn-tanh", setting, SIZES, repeat=1)
+    assert not compiled.worst().passed(TOL) and eager.worst().passed(TOL)
+
+
+def test_compare_shows_the_compiled_rows_and_no_compiled_drops_them(capsys):
+    assert compare_report.main([*QUICK, "--models", "gru", "--no-extras", "--brief"]) == 0
+    with_compiled = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gru ")]
+    assert compare_report.main([*QUICK, "--models", "gru", "--no-extras", "--brief", "--no-compiled"]) == 0
+    without = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gru ")]
+    n = len(compare.settings_grid(SIZES.T))
+    assert sum("compiled vs bptt" in line for line in with_compiled) == n == len(with_compiled) // 2
+    assert len(without) == n and all("minigrad vs bptt" in line for line in without)
+
+
 @pytest.mark.parametrize("model", list(compare.MODELS))
 def test_truncate_1_changes_the_recurrent_gradient_and_truncate_T_does_not(model):
     full, k1, kT = (
@@ -171,6 +203,7 @@ def test_one_gradient_off_by_1e_6_makes_compare_exit_1_and_name_the_parameter(mo
     assert lines[-1].startswith("FAIL") and "weight_hh_l0" in lines[-1]
     failing = [line for line in lines if line.endswith("FAIL")]
     assert failing and all("weight_hh_l0 " in line for line in failing)  # only that parameter is flagged
+    assert any("minigrad vs bptt" in line for line in failing) and any("compiled vs bptt" in line for line in failing)
 
 
 def test_a_looser_tol_accepts_the_same_perturbation(monkeypatch, capsys):
@@ -259,11 +292,13 @@ def test_the_library_prints_nothing_and_tells_progress_through_its_callback(caps
     cases = compare.run_suite(SIZES, models=["rnn-tanh"], repeat=1, progress=lambda *a: calls.append(a))
     points = compare.scaling_check((5, 10), compare.Sizes(B=1, I=3, H=4), repeat=1, progress=lambda *a: calls.append(a))
     assert capsys.readouterr() == ("", "")
-    jobs = len(compare.settings_grid(SIZES.T)) + 2 + 1  # the grid, path sum / RTRL full and k=3, the worked example
+    grid = 2 * len(compare.settings_grid(SIZES.T))  # each point eager and compiled
+    jobs = grid + 2 + 1  # the grid, path sum / RTRL full and k=3, the worked example
     assert [c[:2] for c in calls[:jobs]] == [(i, jobs) for i in range(1, jobs + 1)]
-    assert calls[0][2] == "rnn-tanh L=1 uni full" and calls[jobs - 1][2] == "worked example"
+    assert calls[0][2] == "rnn-tanh L=1 uni full" and calls[1][2] == "rnn-tanh L=1 uni full compiled"
+    assert calls[jobs - 1][2] == "worked example"
     assert calls[jobs:] == [(1, 2, "scaling T=5"), (2, 2, "scaling T=10")]
-    assert len(cases) == jobs - 3 + 2 * 2 + 3 and len(points) == 2  # path sum / RTRL: 2 cases each; notes: 3
+    assert len(cases) == grid + 2 * 2 + 3 and len(points) == 2  # path sum / RTRL: 2 cases each; notes: 3
 
 
 class _Terminal(io.StringIO):

@@ -318,14 +318,107 @@ def test_an_op_without_a_kernel_is_refused_by_name():
     W = mg.Tensor(np.ones((3, 3)), requires_grad=True)
 
     def step(x):
-        loss = mg.clip(x @ W, -1, 1).sum()
+        loss = (x @ W).to(np.float32).sum()  # a cast: the trace does not know its output dtype
         loss.backward()
         return loss
 
     compiled = mg.compile(step)
     compiled(np.ones((2, 3)))
-    with pytest.raises(CompileError, match="'clip'"):
+    with pytest.raises(CompileError, match="'to'"):
         compiled(np.ones((2, 3)))
+
+
+def test_a_vjp_without_the_attribute_the_trace_reads_fails_loudly(monkeypatch):
+    from minigrad.compiler import trace
+
+    monkeypatch.setitem(trace.ATTRS, "clip", ("lo_hi",))  # as if ops.clip's VJP stopped keeping its bounds
+    W = mg.Tensor(np.ones((3, 3)), requires_grad=True)
+
+    def step(x):
+        loss = mg.clip(x @ W, -1, 1).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match=r"VJP of 'clip' holds no \['lo_hi'\]"):
+        mg.compile(step)(np.ones((2, 3)))
+
+
+# Every op with a kernel, compiled against eager on fresh data every call (so a data-dependent
+# mask or arg-max recomputed by the replay is checked, not a stale one baked in): (name, f(h, y)).
+# h = x @ W (4, 3) takes the gradient to W; y is a second argument of the same shape.
+OP_CASES = [
+    ("pow tensor ** tensor", lambda h, y: mg.pow(mg.abs(h) + 0.5, y * 0.3)),
+    ("pow ** scalar", lambda h, y: h**3),
+    ("pow at a = 0 (δb masked)", lambda h, y: mg.pow(h * h, h * 0.5 + 1.5) * y),
+    ("pow at b = 0 (δa masked)", lambda h, y: mg.pow(h * h, h * 0.0) * y),
+    ("pow broadcast", lambda h, y: mg.pow(mg.abs(h) + 0.5, (y[0] * 0.2).reshape(1, 3))),
+    ("max all", lambda h, y: mg.max(h) * y),
+    ("max axis", lambda h, y: mg.max(h, axis=0) * y),
+    ("max axis keepdims, ties", lambda h, y: mg.max(mg.concat([h, h], axis=1), axis=1, keepdims=True) * y),
+    ("max dim= values", lambda h, y: mg.max(h, dim=1)[0].reshape(4, 1) * y),
+    ("min axis", lambda h, y: mg.min(h, axis=(0, 1)) * y),
+    ("min dim= keepdim", lambda h, y: mg.min(h, dim=0, keepdim=True).values * y),
+    ("maximum", lambda h, y: mg.maximum(h, y)),
+    ("maximum ties", lambda h, y: mg.maximum(h, h.detach()) * y),
+    ("minimum broadcast", lambda h, y: mg.minimum(h, y[:1])),
+    ("clip lo hi", lambda h, y: mg.clip(h, -0.5, 0.5) * y),
+    ("clip hi only", lambda h, y: h.clip(hi=0.3) * y),
+    ("clip at its bounds", lambda h, y: mg.clip(h - h.detach(), lo=0.0, hi=0.0) * y),
+    ("unsqueeze squeeze", lambda h, y: mg.squeeze(mg.unsqueeze(h, 1) * mg.unsqueeze(y, 1), 1)),
+    ("flatten", lambda h, y: mg.flatten(h * y) * 2.0),
+    ("permute", lambda h, y: mg.permute(mg.unsqueeze(h, 0), 2, 0, 1) * mg.permute(mg.unsqueeze(y, 0), (2, 0, 1))),
+    ("view", lambda h, y: mg.view(h, 3, 4) * mg.view(y, (3, 4))),
+]
+
+
+@pytest.mark.parametrize("f", [f for _, f in OP_CASES], ids=[n for n, _ in OP_CASES])
+def test_compiled_op_equals_eager(f):
+    Ws = [mg.nn.Parameter(np.random.default_rng(4).standard_normal((2, 3))) for _ in range(2)]
+
+    def make(W):
+        def step(x, y):
+            W.grad = None
+            z = f(x @ W, y)
+            loss = (z * z).sum() + z.sum()
+            loss.backward()
+            return loss
+
+        return step
+
+    eager, compiled = make(Ws[0]), mg.compile(make(Ws[1]))
+    rng = np.random.default_rng(6)
+    for call in range(CALLS):
+        x, y = rng.standard_normal((4, 2)), rng.standard_normal((4, 3))
+        if call == 3:
+            x[:] = 0.0  # h = 0: pow's, max's and maximum's 0 points and ties
+        l1, l2 = eager(mg.Tensor(x), mg.Tensor(y)), compiled(x, y)
+        np.testing.assert_allclose(l2.data, l1.data, rtol=1e-12, atol=1e-12, err_msg=f"call {call}")
+        np.testing.assert_allclose(Ws[1].grad, Ws[0].grad, rtol=1e-12, atol=1e-12, err_msg=f"call {call}")
+        assert np.isfinite(Ws[0].grad).all()  # no NaN that would compare equal on both sides
+    assert compiled.traces == 2 and compiled.program is not None
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_compiled_cross_entropy_with_label_smoothing_equals_eager(smoothing):
+    Ws = [mg.nn.Parameter(np.random.default_rng(4).standard_normal((3, 5))) for _ in range(2)]
+
+    def make(W):
+        def step(x, y):
+            W.grad = None
+            loss = mg.cross_entropy(x @ W, y, label_smoothing=smoothing)
+            loss.backward()
+            return loss
+
+        return step
+
+    eager, compiled = make(Ws[0]), mg.compile(make(Ws[1]))
+    rng = np.random.default_rng(7)
+    for _ in range(CALLS):
+        x, y = rng.standard_normal((6, 3)), rng.integers(0, 5, 6)
+        l1, l2 = eager(mg.Tensor(x), y), compiled(x, y)
+        np.testing.assert_allclose(l2.data, l1.data, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(Ws[1].grad, Ws[0].grad, rtol=1e-12, atol=1e-12)
+    assert compiled.traces == 2
 
 
 def test_retain_grad_an_optimizer_step_and_two_backwards_inside_are_refused():
@@ -560,4 +653,97 @@ def test_gradient_rows_writes_each_step_gradient_into_its_row_and_the_batched_ge
     text = str(c.program)
     assert "_rows(" not in text and "gradient_rows: 4 step gradients" in text
     batched = [i.code for i in c.program.instrs if i.op == "δbatched"]
-    assert len(batched) == 1 and re.search(r"@ g\d+\[0:4\]\.reshape\(", batched[0])  # δa_1..δa_4 as one slice
+    # h_0ᵀ δa_1 on its own (h_0 is no row of the stacked states), then h_1..h_3 against δa_2..δa_4: two slices
+    assert len(batched) == 1 and "np.concatenate" not in batched[0]
+    assert re.search(r"v\d+\[0:3\]\.reshape\(-1, v\d+\.shape\[-1\]\)\.T @ g\d+\[1:4\]\.reshape\(", batched[0])
+
+
+# ---------------------------------------------------------------------------
+# models.train_step: a model, a loss and an optimizer as one step, compiled with one flag
+# ---------------------------------------------------------------------------
+def _train(cls, compile, steps=6, **kw):
+    model, head = cls(4, 5, rng=0), models.Readout(5, 3, rng=1)
+    opt = mg.optim.Adam([*model.parameters(), *head.parameters()], lr=0.01)
+
+    def loss_fn(out, target):
+        e = head(out) - target
+        return 0.5 * (e * e).sum()
+
+    step = models.train_step(model, loss_fn, opt, compile=compile, **kw)
+    rng, losses = np.random.default_rng(8), []
+    for _ in range(steps):
+        losses.append(float(step(rng.standard_normal((6, 2, 4)), rng.standard_normal((6, 2, 3))).data))
+    return step, losses, [p.data.copy() for p in [*model.parameters(), *head.parameters()]]
+
+
+@pytest.mark.parametrize("cls", [models.RNN, models.GRU, models.LSTM])
+@pytest.mark.parametrize("kw", [{}, {"max_norm": 0.5}, {"truncate": 2}], ids=["plain", "max_norm", "truncate"])
+def test_train_step_compiled_trains_to_eager_losses_and_weights(cls, kw):
+    eager, l_e, w_e = _train(cls, False, **kw)
+    compiled, l_c, w_c = _train(cls, True, **kw)
+    np.testing.assert_allclose(l_c, l_e, rtol=1e-12)
+    for a, b in zip(w_e, w_c):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert eager.compiled is None
+    assert compiled.compiled.traces == 2 and compiled.compiled.program is not None  # steps 3-6 replayed
+    # the readout's weights are in the program: its parameters' .grad are written by the replay
+    assert len(compiled.compiled.program.params) == len(compiled.params)
+
+
+def test_train_step_without_an_optimizer_only_fills_grads():
+    model = models.GRU(4, 5, rng=0)
+    step = models.train_step(model, lambda out, y: ((out - y) * (out - y)).mean())
+    x, y = np.ones((3, 2, 4)), np.zeros((3, 2, 5))
+    for _ in range(3):
+        step(x, y)
+    got = [p.grad.copy() for p in model.parameters()]
+    before = [p.data.copy() for p in model.parameters()]
+    models.train_step(model, lambda out, y: ((out - y) * (out - y)).mean(), compile=False)(x, y)
+    for g, p, d in zip(got, model.parameters(), before):
+        np.testing.assert_allclose(g, p.grad, atol=1e-14)  # replayed = eager, and .grad not summed across calls
+        np.testing.assert_array_equal(p.data, d)  # no optimizer: nothing moved
+
+
+def test_train_step_refuses_max_norm_without_an_optimizer_and_non_callables():
+    with pytest.raises(ValueError, match="max_norm"):
+        models.train_step(models.RNN(2, 3), lambda o, y: o.sum(), max_norm=1.0)
+    with pytest.raises(TypeError, match="callable"):
+        models.train_step(models.RNN(2, 3), "mse")
+
+
+def test_compiling_a_module_is_refused_and_points_at_train_step():
+    with pytest.raises(CompileError, match=r"not a module \(RNN\).*models\.train_step"):
+        mg.compile(models.RNN(2, 3))
+
+
+def test_accumulate_in_place_adds_delta_h_into_the_row_of_its_own_delta():
+    c = _compiled_readout(T=5)
+    before = c.program_before
+    for p in passes.PASSES[: passes.PASSES.index(passes.accumulate_in_place)]:
+        before = p(before)
+    sums = [i.code for i in before.instrs if re.fullmatch(r"(g\d+) = \1 \+ g\d+ @ p\d+", i.code)]
+    after = passes.accumulate_in_place(before)
+    in_place = [i.code for i in after.instrs if re.fullmatch(r"g\d+ \+= g\d+ @ p\d+", i.code)]
+    assert len(sums) == 4 and len(in_place) == 4  # δh_{t-1} += δa_t W_hh for t = T … 2
+    assert "accumulate_in_place: 4 sums" in str(c.program)
+
+
+def test_accumulate_in_place_leaves_a_sum_whose_first_addend_is_shared():
+    W = mg.Tensor(np.full((2, 2), 0.5), requires_grad=True)
+
+    def step(x):
+        h = x @ W
+        s = mg.stack([h, h])  # one δ array, two rows into the same h: the sum must not write into a row
+        loss = (s * s).sum() + (h * 3.0).sum()
+        loss.backward()
+        return loss
+
+    c = mg.compile(step)
+    x = np.arange(4.0).reshape(2, 2)
+    for _ in range(3):
+        W.grad = None
+        c(x)
+    got = W.grad.copy()
+    W.grad = None
+    step(mg.Tensor(x))
+    np.testing.assert_allclose(got, W.grad, atol=1e-12)

@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--brief", action="store_true", help="one line per case (its worst quantity) instead of one per quantity"
     )
     p.add_argument("--no-extras", action="store_true", help="skip path sum / RTRL and the worked example")
+    p.add_argument(
+        "--no-compiled", action="store_true", help="skip the compiled rows (the same step under mg.compile vs BPTT)"
+    )
     g = p.add_argument_group("scaling check (--scaling runs it instead of the comparison)")
     g.add_argument("--scaling", action="store_true", help="time path sum, BPTT and minigrad over T; fit log-log slopes")
     g.add_argument("--T", dest="scaling_T", default=",".join(map(str, SCALING_T)), help="sequence lengths to time")
@@ -288,7 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sizes: {sizes}; seed {args.seed}; float64; tolerance {args.tol:g} (max abs diff)")
     bar = ProgressLine()
     try:
-        cases = run_suite(sizes, args.seed, models, args.repeat, extras=not args.no_extras, progress=bar)
+        cases = run_suite(
+            sizes,
+            args.seed,
+            models,
+            args.repeat,
+            extras=not args.no_extras,
+            progress=bar,
+            compiled=not args.no_compiled,
+        )
     finally:
         bar.close()
     print(format_table(cases, args.tol, brief=args.brief))

@@ -201,6 +201,15 @@ def _first_difference(a: Trace, b: Trace) -> str:
 
 def compile(fn: Callable[..., Any] | None = None, *, check_every: int = 0) -> Any:  # noqa: A001 (the pinned name)
     """``mg.compile(step)`` or ``@mg.compile(check_every=100)``: see this module's docstring."""
+    from ..nn import Module
+
+    if isinstance(fn, Module):  # torch.compile(model) compiles a forward; here the unit is the step
+        raise CompileError(
+            f"mg.compile compiles a training step (forward, loss and backward), not a module ({type(fn).__name__}): "
+            "torch.compile(model) compiles a forward and leaves the backward to autograd, but here the backward "
+            "is what a replay speeds up. Use models.train_step(model, loss_fn, optimizer), or write the step as "
+            "a function that calls loss.backward() and compile that (docs/compiler.md)."
+        )
     if fn is None:
         return lambda f: Compiled(f, check_every)
     return Compiled(fn, check_every)

@@ -200,6 +200,29 @@ KERNELS: dict[str, Kernel] = {
                           [lambda n: f"{n.g} - np.exp({n.y}) * {n.g}.sum(axis={n.a['axis']}, keepdims=True)"]),
     "embedding": Kernel(lambda n: f"{n.y} = {n.x[0]}[{n.const(n.a['idx'])}]",            # out = W[idx]
                         [lambda n: f"_embed_grad({n.s[0]!r}, {n.const(n.a['idx'])}, {n.g})"]),
+    "pow": Kernel(lambda n: f"{n.y} = np.power({n.x[0]}, {n.x[1]})",               # y = a ** b
+                  lambda n, k: f"_pow_grad({k}, {n.g}, {n.x[0]}, {n.x[1]}, {n.y}, {n.s[k]!r})"),
+    "max": Kernel(lambda n: f"{n.y} = np.max({n.x[0]}, axis={n.a['axes']!r}, keepdims={n.a['keepdims']})",
+                  [lambda n: f"_extreme_grad(np.max, {n.x[0]}, {n.g}, {n.a['axes']!r}, {n.a['keepdims']})"]),
+    "min": Kernel(lambda n: f"{n.y} = np.min({n.x[0]}, axis={n.a['axes']!r}, keepdims={n.a['keepdims']})",
+                  [lambda n: f"_extreme_grad(np.min, {n.x[0]}, {n.g}, {n.a['axes']!r}, {n.a['keepdims']})"]),
+    "max_dim": Kernel(lambda n: f"{n.y} = _along(np.argmax, {n.x[0]}, {n.a['d']}, {n.a['keep']})",
+                      [lambda n: f"_along_grad(np.argmax, {n.x[0]}, {n.g}, {n.a['d']}, {n.a['keep']})"]),
+    "min_dim": Kernel(lambda n: f"{n.y} = _along(np.argmin, {n.x[0]}, {n.a['d']}, {n.a['keep']})",
+                      [lambda n: f"_along_grad(np.argmin, {n.x[0]}, {n.g}, {n.a['d']}, {n.a['keep']})"]),
+    "maximum": Kernel(lambda n: f"{n.y} = np.maximum({n.x[0]}, {n.x[1]})",          # δa = δy ⊙ w, δb = δy − δy ⊙ w
+                      [lambda n: n.unb(f"{n.g} * _win(np.maximum, {n.x[0]}, {n.x[1]}, {n.g}.dtype)", 0),
+                       lambda n: n.unb(f"{n.g} - {n.g} * _win(np.maximum, {n.x[0]}, {n.x[1]}, {n.g}.dtype)", 1)]),
+    "minimum": Kernel(lambda n: f"{n.y} = np.minimum({n.x[0]}, {n.x[1]})",
+                      [lambda n: n.unb(f"{n.g} * _win(np.minimum, {n.x[0]}, {n.x[1]}, {n.g}.dtype)", 0),
+                       lambda n: n.unb(f"{n.g} - {n.g} * _win(np.minimum, {n.x[0]}, {n.x[1]}, {n.g}.dtype)", 1)]),
+    "clip": Kernel(lambda n: f"{n.y} = np.clip({n.x[0]}, {n.a['bounds'][0]!r}, {n.a['bounds'][1]!r})",
+                   [lambda n: f"{n.g} * _inside({n.x[0]}, {n.a['bounds'][0]!r}, {n.a['bounds'][1]!r})"]),
+    # shape ops: each a reshape of the same elements (δx = δy reshaped back), or a permutation
+    **{op: Kernel(lambda n: f"{n.y} = {n.x[0]}.reshape({n.yshapes[0]!r})",
+                  [lambda n: f"{n.g}.reshape({n.s[0]!r})"]) for op in ("unsqueeze", "squeeze", "flatten")},
+    "permute": Kernel(lambda n: f"{n.y} = {n.x[0]}.transpose({tuple(int(i) for i in np.argsort(n.a['inverse']))!r})",
+                      [lambda n: f"{n.g}.transpose({tuple(int(i) for i in n.a['inverse'])!r})"]),
     "detach": Kernel(lambda n: f"{n.y} = {n.x[0]}", []),  # a cut: the same array, no gradient back
     # the sum-of-squares pass's op: Σ e ⊙ e as one dot product, δe = 2 δy e
     "sumsq": Kernel(lambda n: f"{n.y} = np.asarray(np.dot({n.x[0]}.ravel(), {n.x[0]}.ravel()))",
@@ -234,6 +257,50 @@ def _embed_grad(wshape: tuple, idx: np.ndarray, g: np.ndarray) -> np.ndarray:
     return dw
 
 
+def _pow_grad(k: int, g: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, shape: tuple) -> np.ndarray:
+    """ops.pow's VJP, torch's 0 points: δa = δy b a^(b−1) (0 where b = 0), δb = δy y ln a (0 where a = 0, b ≥ 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if k == 0:
+            return unbroadcast(g * np.where(b == 0, 0, b * a ** (b - 1)), shape)
+        return unbroadcast(g * np.where((a == 0) & (b >= 0), 0, y * np.log(a)), shape)
+
+
+def _extreme_grad(f: Any, x: np.ndarray, g: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
+    """δx of max/min over ``axes``: δy at the extreme, split evenly between ties (ops.max's VJP)."""
+    hit = x == f(x, axis=axes, keepdims=True)
+    ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
+    return hit * ((g if keepdims else np.expand_dims(g, axes)) / ties)
+
+
+def _along(arg: Any, x: np.ndarray, d: int, keep: bool) -> np.ndarray:
+    """The values of max/min(x, dim=d): x at its arg-extreme along d (the index recomputed each call)."""
+    y = np.take_along_axis(x, np.asarray(arg(x, axis=d, keepdims=True), dtype=np.int64), axis=d)
+    return y if keep else np.squeeze(y, axis=d)
+
+
+def _along_grad(arg: Any, x: np.ndarray, g: np.ndarray, d: int, keep: bool) -> np.ndarray:
+    """δx of max/min(x, dim=d): δy at the index picked, 0 elsewhere."""
+    idx = np.asarray(arg(x, axis=d, keepdims=True), dtype=np.int64)
+    dx = np.zeros(x.shape, x.dtype)
+    np.put_along_axis(dx, idx, g if keep else np.expand_dims(g, d), axis=d)
+    return dx
+
+
+def _win(pick: Any, a: np.ndarray, b: np.ndarray, dtype: Any) -> np.ndarray:
+    """maximum/minimum: w = [a wins] − ½[a = b] (ties split ½ : ½), ops._winner's weights."""
+    return (pick(a, b) == a).astype(dtype) - (a == b) * dtype.type(0.5)
+
+
+def _inside(x: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+    """clip's mask: lo ≤ x ≤ hi (a bound that is None does not limit)."""
+    inside = np.ones(x.shape, dtype=bool)
+    if lo is not None:
+        inside &= x >= lo
+    if hi is not None:
+        inside &= x <= hi
+    return inside
+
+
 # the names the generated code calls besides numpy
 HELPERS: dict[str, Any] = {
     "np": np,
@@ -242,4 +309,10 @@ HELPERS: dict[str, Any] = {
     "_rows": _rows,
     "_scatter": _scatter,
     "_embed_grad": _embed_grad,
+    "_pow_grad": _pow_grad,
+    "_extreme_grad": _extreme_grad,
+    "_along": _along,
+    "_along_grad": _along_grad,
+    "_win": _win,
+    "_inside": _inside,
 }

@@ -12,6 +12,7 @@ batch_weight_grads      the T contributions aₜᵀ gₜ of a shared weight (dL/
                         become one GEMM per chunk of stacked steps, as hand-written BPTT does
 schedule_accumulation   each gradient sum written once: the first addend is taken as it is, the
                         second makes a new array (the first may be shared), later ones add in place
+accumulate_in_place     δh_{t-1} = δout_{t-1} + δa_t W_hh added into δout's own row (no new array)
 gradient_rows           each step's δa_t written into its row of δ(input projection); the batched
                         GEMM reads those rows as one slice
 plan_memory             free every buffer right after its last use (``del``), the memory plan
@@ -31,6 +32,8 @@ __all__ = [
     "contiguous_transposes",
     "batch_weight_grads",
     "schedule_accumulation",
+    "accumulate_in_place",
+    "gradient_rows",
     "plan_memory",
     "PASSES",
 ]
@@ -209,6 +212,41 @@ def schedule_accumulation(prog: Program) -> Program:
     return prog.copy(instrs)
 
 
+def accumulate_in_place(prog: Program) -> Program:
+    """``g = g + expr`` becomes ``g += expr`` where g's array is provably the step's own: g is row k
+    of a δ (``g = G[k]``, the δ of a stack) that a GEMM made fresh, every reader of G takes a
+    different row, and nothing read g before this sum. (δh_{t-1} = δout_{t-1} + δa_t W_hh: one
+    (B, H) array fewer per step, as hand-written BPTT adds in place.)"""
+    defs = Counter(o for i in prog.instrs for o in i.outs)
+    keep = prog.kept()
+    fresh = {i.outs[0] for i in prog.instrs if i.kind == "grad" and " @ " in i.code and defs[i.outs[0]] == 1}
+    rows: dict[str, tuple[str, int]] = {}  # g -> (G, index of the instruction that took the row)
+    taken: dict[str, list[str]] = {}
+    for n, ins in enumerate(prog.instrs):
+        m = re.fullmatch(r"(g\d+) = (g\d+)\[(\d+)\]", ins.code)
+        if m and m.group(2) in fresh and m.group(2) not in keep:
+            taken.setdefault(m.group(2), []).append(m.group(3))
+            if defs[m.group(1)] == 2:  # the row, then its sum
+                rows[m.group(1)] = (m.group(2), n)
+    readers = Counter(v for i in prog.instrs for v in i.ins)
+    ok_parent = {G for G, ks in taken.items() if len(set(ks)) == len(ks) == readers[G]}
+    instrs, changed = list(prog.instrs), 0
+    for n, ins in enumerate(instrs):
+        m = re.fullmatch(r"(g\d+) = \1 \+ (.*)", ins.code, re.S)
+        if not m or m.group(1) not in rows or rows[m.group(1)][0] not in ok_parent:
+            continue
+        g, start = m.group(1), rows[m.group(1)][1]
+        if any(g in instrs[j].ins for j in range(start + 1, n)):
+            continue  # read before the sum: an alias may hold it
+        instrs[n] = Instr(ins.kind, ins.op, ins.outs, ins.ins, f"{g} += {m.group(2)}", ins.shape, ins.dtype, True)
+        changed += 1
+    if not changed:
+        return prog
+    out = prog.copy(instrs)
+    out.notes.append(f"accumulate_in_place: {changed} sums added in place into a row of their own δ")
+    return out
+
+
 def gradient_rows(prog: Program) -> Program:
     """δ of an ``unbind`` (the per-step δa_t of the input projection): each step's gradient is
     written straight into its row of the result, instead of being copied there afterwards; and a
@@ -242,6 +280,11 @@ def gradient_rows(prog: Program) -> Program:
             rows[r] = (D, k)
     if not rows:
         return prog
+    states = {}  # h_t -> (the stacked output, t): the rows stack_in_place writes
+    for ins in prog.instrs:
+        m = re.match(r"(v\d+) = .*, out=(v\d+)\[(\d+)\]\)$", ins.code.splitlines()[0])
+        if m:
+            states[m.group(1)] = (m.group(2), int(m.group(3)))
     first = {}
     for i, ins in enumerate(prog.instrs):
         if ins.outs and ins.outs[0] in rows:
@@ -257,31 +300,56 @@ def gradient_rows(prog: Program) -> Program:
             D, k = rows[ins.outs[0]]
             expr = ins.code.split(" = ", 1)[1]
             code = f"{D}[{k}] = {expr}\n{ins.outs[0]} = {D}[{k}]"
+            m = re.fullmatch(r"(\w+) \* \(1 - (\w+) \* \2\)", expr)
+            if m:  # δa = δh ⊙ (1 − h²) computed in its row, no temporaries: h², 1 − h², ⊙ δh, each out=
+                r, (g, y) = ins.outs[0], m.groups()
+                code = (f"{r} = {D}[{k}]\nnp.multiply({y}, {y}, out={r})\nnp.subtract(1, {r}, out={r})\n"
+                        f"np.multiply({g}, {r}, out={r})")  # fmt: skip
             ins = Instr("grad", ins.op, ins.outs, [*ins.ins, D], code, ins.shape, ins.dtype, True)
         elif ins.op == "δbatched":
-            ins = _batched_from_rows(ins, rows)
+            ins = _batched_from_rows(ins, rows, states)
         instrs.append(ins)
     out = prog.copy(instrs)
     out.notes.append(f"gradient_rows: {len(rows)} step gradients written into their rows of {len(allocs)} array(s)")
     return out
 
 
-def _batched_from_rows(ins: Instr, rows: dict[str, tuple[str, int]]) -> Instr:
-    """(a_1; …; a_k)ᵀ (g_1; …; g_k) with the g's one run of rows of one array: a slice, no copy."""
-    m = re.fullmatch(r"(\w+) = np\.concatenate\(\[(.*)\]\)\.T @ np\.concatenate\(\[(.*)\]\)", ins.code)
+def _batched_from_rows(ins: Instr, rows: dict[str, tuple[str, int]], states: dict[str, tuple[str, int]]) -> Instr:
+    """(a_1; …; a_k)ᵀ (g_1; …; g_k) as slices, no copies: each run of steps whose g's are consecutive
+    rows of one δ array (``rows``) and whose a's are consecutive rows of one stacked output
+    (``states``: h_t written into its row by ``stack_in_place``) is one GEMM on two slices; the
+    products of the runs are added. A step that fits no run keeps its own small product."""
+    m = re.fullmatch(r"(\w+) (=|\+=) (\w+ \+ )?np\.concatenate\(\[(.*)\]\)\.T @ np\.concatenate\(\[(.*)\]\)", ins.code)
     if not m:
         return ins
-    A, G = [a.strip() for a in m.group(2).split(",")], [g.strip() for g in m.group(3).split(",")]
-    if not all(g in rows for g in G) or len({rows[g][0] for g in G}) != 1:
-        return ins
-    D, ks = rows[G[0]][0], [rows[g][1] for g in G]
-    if ks == list(range(ks[0], ks[0] - len(ks), -1)):  # rows in reverse time: turn both lists round
-        A, ks = A[::-1], ks[::-1]
-    if ks != list(range(ks[0], ks[0] + len(ks))):
-        return ins
-    g = f"{D}[{ks[0]}:{ks[-1] + 1}]"
-    code = f"{m.group(1)} = np.concatenate([{', '.join(A)}]).T @ {g}.reshape(-1, {D}.shape[-1])"
-    return Instr(ins.kind, ins.op, ins.outs, [*A, D], code, ins.shape, ins.dtype, ins.view, ins.pattern)
+    A, G = [a.strip() for a in m.group(4).split(",")], [g.strip() for g in m.group(5).split(",")]
+    pairs = sorted(zip(A, G), key=lambda ag: rows[ag[1]] if ag[1] in rows else ("~", 0))  # rows in time order
+    runs: list[list[tuple[str, str]]] = []
+    for a, g in pairs:
+        last = runs[-1][-1] if runs else None
+        if (
+            last is not None and g in rows and a in states and last[1] in rows and last[0] in states
+            and rows[g] == (rows[last[1]][0], rows[last[1]][1] + 1)
+            and states[a] == (states[last[0]][0], states[last[0]][1] + 1)
+        ):  # fmt: skip
+            runs[-1].append((a, g))
+        else:
+            runs.append([(a, g)])
+    if len(runs) == len(pairs):
+        return ins  # nothing to slice: the concatenated GEMM stays
+
+    def side(names: list[str], where: dict[str, tuple[str, int]]) -> str:
+        if len(names) == 1:
+            return names[0]
+        buf, k = where[names[0]]
+        return f"{buf}[{k}:{k + len(names)}].reshape(-1, {buf}.shape[-1])"
+
+    terms = [f"{side([a for a, _ in r], states)}.T @ {side([g for _, g in r], rows)}" for r in runs]
+    target, op, plus = m.group(1), m.group(2), m.group(3)
+    first = f"{target} += {terms[0]}" if op == "+=" else f"{target} = {plus or ''}{terms[0]}"
+    code = "\n".join([first, *(f"{target} += {t}" for t in terms[1:])])
+    reads = names_in_code(code, [] if op == "+=" or plus else [target])
+    return Instr(ins.kind, ins.op, ins.outs, reads, code, ins.shape, ins.dtype, ins.view, ins.pattern)
 
 
 def plan_memory(prog: Program) -> Program:
@@ -307,6 +375,7 @@ PASSES = (
     contiguous_transposes,
     batch_weight_grads,
     schedule_accumulation,
+    accumulate_in_place,
     gradient_rows,
     plan_memory,
 )

@@ -28,6 +28,8 @@ from .trace import ArgRef, CompileError, Trace
 
 __all__ = ["Instr", "Program", "lower"]
 
+_SHAPE_OPS = ("unsqueeze", "squeeze", "flatten", "permute")  # their results are views of their input
+
 
 @dataclass
 class Instr:
@@ -169,7 +171,7 @@ def lower(tr: Trace) -> Program:
         e = Emit([names[i] for i in n.ins], [tr.shapes[i] for i in n.ins], [names[o] for o in n.outs],
                  [tr.shapes[o] for o in n.outs], n.attrs, tr.dtypes[n.outs[0]], const=const)  # fmt: skip
         emits.append(e)
-        view = n.op in ("reshape", "transpose", "unbind", "split", "scale_grad", "detach")
+        view = n.op in ("reshape", "transpose", "unbind", "split", "scale_grad", "detach", *_SHAPE_OPS)
         code = kernel.fwd(e)  # once: it may name new constants
         reads = [x for x in names_in(code) if x not in e.ys]
         into = None if kernel.into is None else (lambda o, k=kernel, e=e: k.into(e, o))
@@ -195,7 +197,7 @@ def lower(tr: Trace) -> Program:
             d = f"d{count}"
             count += 1
             pattern = kernel.pattern.get(k, lambda _: None)(e)
-            view = n.op in ("reshape", "transpose", "stack", "concat", "sum", "mean")
+            view = n.op in ("reshape", "transpose", "stack", "concat", "sum", "mean", *_SHAPE_OPS)
             expr = kernel.grad(e, k)
             instrs.append(Instr("grad", f"δ{n.op}[{k}]", [d], names_in(expr), f"{d} = {expr}",
                                 tr.shapes[v], tr.dtypes[v], view, pattern))  # fmt: skip

@@ -115,7 +115,10 @@ def _stable(v: Any) -> Any:
 ATTRS: dict[str, tuple[str, ...]] = {
     "sum": ("axes", "keepdims"),
     "mean": ("axes", "keepdims", "n"),
+    "max": ("axes", "keepdims"),
+    "min": ("axes", "keepdims"),
     "transpose": ("inverse",),
+    "permute": ("inverse",),
     "stack": ("axis",),
     "concat": ("axis", "cuts"),
     "split": ("axis",),
@@ -123,22 +126,44 @@ ATTRS: dict[str, tuple[str, ...]] = {
     "getitem": ("idx", "basic"),
     "scale_grad": ("xi",),
     "where": ("c",),
+    "clip": ("bounds",),
     "softmax": ("axis",),
     "log_softmax": ("axis",),
     "embedding": ("idx",),
 }
+# Ops that one name covers with two VJPs: ``max(x, dim=d)`` returns (values, indices) and its VJP
+# holds the dim ``d``, not ``axes``; the trace records it as its own op.
+VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "max": ("max_dim", ("d", "keep")),
+    "min": ("min_dim", ("d", "keep")),
+}
 
 
-def closure_attrs(op: str, vjp: Any) -> dict[str, Any]:
-    """The attributes ``ATTRS[op]`` read from a VJP closure's cells by name."""
+def _vjp_names(vjp: Any) -> dict[str, Any]:
+    """A VJP's closure cells and its keyword defaults (``def vjp(g, bounds=(lo, hi))``), by name."""
+    code = vjp.__code__
+    cells = dict(zip(code.co_freevars, [c.cell_contents for c in vjp.__closure__ or ()]))
+    defaults = vjp.__defaults__ or ()
+    cells.update(zip(code.co_varnames[code.co_argcount - len(defaults) : code.co_argcount], defaults))
+    return cells
+
+
+def closure_attrs(op: str, vjp: Any) -> tuple[str, dict[str, Any]]:
+    """(the op's name in the trace, the attributes ``ATTRS[op]`` read from its VJP by name).
+
+    A name that is not there fails loudly: ops.py changed, and a replay guessing would be wrong."""
     names = ATTRS.get(op, ())
     if not names:
-        return {}
-    cells = dict(zip(vjp.__code__.co_freevars, [c.cell_contents for c in vjp.__closure__ or ()]))
+        return op, {}
+    cells = _vjp_names(vjp)
+    if op in VARIANTS and not all(a in cells for a in names):
+        variant, names = VARIANTS[op]
+        if all(a in cells for a in names):
+            return variant, {a: cells[a] for a in names}
     missing = [a for a in names if a not in cells]
     if missing:
         raise CompileError(f"mg.compile: the VJP of {op!r} holds no {missing} (ops.py changed?)")
-    return {a: cells[a] for a in names}
+    return op, {a: cells[a] for a in names}
 
 
 class _Recorder:
@@ -213,8 +238,9 @@ class _Recorder:
                 )
             ins = [self.ids[(id(x[0]), x[1])] if type(x) is tuple else self.leaf(x) for x in node.inputs]
             outs = [self._new((id(node), j), node, s, self.trace.dtypes[ins[0]]) for j, s in enumerate(node.shapes)]
-            attrs = {k: self._arg_refs(a) for k, a in closure_attrs(node.op, node.vjp).items()}
-            self.trace.nodes.append(TNode(node.op, ins, outs, attrs, node.scope))
+            op, attrs = closure_attrs(node.op, node.vjp)
+            attrs = {k: self._arg_refs(a) for k, a in attrs.items()}
+            self.trace.nodes.append(TNode(op, ins, outs, attrs, node.scope))
 
     def _arg_refs(self, a: Any) -> Any:
         """An attribute array that is an argument's data (integer targets in an index) as ``ArgRef``."""
