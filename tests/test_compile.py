@@ -516,6 +516,19 @@ def test_batch_weight_grads_makes_one_gemm_per_shared_weight():
     assert [i.op for i in after.instrs].count("δbatched") == 1  # W_hhᵀ: T products → one GEMM
 
 
+def _replayed_equals_eager(step, W, x):
+    """Replay ``step`` (after its two traced calls) and check W.grad against one eager call."""
+    c = mg.compile(step)
+    for _ in range(3):
+        W.grad = None
+        c(x)
+    got = W.grad.copy()
+    W.grad = None
+    step(mg.Tensor(x))
+    np.testing.assert_allclose(got, W.grad, atol=1e-12)
+    return c
+
+
 def test_schedule_accumulation_never_writes_into_a_shared_first_addend():
     W = mg.Tensor(np.full((2, 2), 0.5), requires_grad=True)
 
@@ -526,15 +539,7 @@ def test_schedule_accumulation_never_writes_into_a_shared_first_addend():
         loss.backward()
         return loss
 
-    c = mg.compile(step)
-    x = np.arange(4.0).reshape(2, 2)
-    for _ in range(3):
-        W.grad = None
-        c(x)
-    got = W.grad.copy()
-    W.grad = None
-    step(mg.Tensor(x))
-    np.testing.assert_allclose(got, W.grad, atol=1e-12)
+    c = _replayed_equals_eager(step, W, np.arange(4.0).reshape(2, 2))
     codes = [i.code for i in c.program.instrs if i.kind == "grad"]
     assert any(" = g" in line and " + " in line for line in codes)  # the second addend makes a new array
 
@@ -738,12 +743,4 @@ def test_accumulate_in_place_leaves_a_sum_whose_first_addend_is_shared():
         loss.backward()
         return loss
 
-    c = mg.compile(step)
-    x = np.arange(4.0).reshape(2, 2)
-    for _ in range(3):
-        W.grad = None
-        c(x)
-    got = W.grad.copy()
-    W.grad = None
-    step(mg.Tensor(x))
-    np.testing.assert_allclose(got, W.grad, atol=1e-12)
+    _replayed_equals_eager(step, W, np.arange(4.0).reshape(2, 2))
