@@ -485,20 +485,25 @@ def max(
     if dim is not None:
         return _extreme_along("max", x, dim, axis, keepdims, keepdim)
     axis, keepdims = _dim_axis("max", axis, None, keepdims, keepdim)
+    return _extreme("max", np.max, x, axis, keepdims)  # δx = δy at the arg-max (split evenly between ties)
+
+
+def _extreme(op: str, reduce: Any, x: Any, axis: Axis, keepdims: bool) -> Tensor:
+    """max or min (``reduce``) of x over ``axis``; the VJP sends δy to where the extreme sits."""
     x = _lift(x)
     if x.size == 0:
-        raise ValueError(f"max of an empty tensor of shape {x.shape}")
-    axes = _axes(axis, x.ndim, "max")
+        raise ValueError(f"{op} of an empty tensor of shape {x.shape}")
+    axes = _axes(axis, x.ndim, op)
     xd = x.data
-    y = np.max(xd, axis=axes, keepdims=True)
-    hit = xd == y  # where the max is: a boolean mask is all the VJP keeps of x
+    y = reduce(xd, axis=axes, keepdims=True)
+    hit = xd == y  # where the extreme is: a boolean mask is all the VJP keeps of x
 
-    def vjp(g):  # δx = δy at the arg-max (split evenly between ties)
+    def vjp(g):  # δx = δy at the arg-max (arg-min), split evenly between ties
         # count the ties in g's dtype: an integer count would turn a float32 gradient into float64
         ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
         return (hit * (_expand(g, axes, keepdims) / ties),)
 
-    return _make(y if keepdims else np.squeeze(y, axis=axes), "max", (x,), vjp)
+    return _make(y if keepdims else np.squeeze(y, axis=axes), op, (x,), vjp)
 
 
 # ---------------------------------------------------------------------------
@@ -838,18 +843,7 @@ def min(
     if dim is not None:
         return _extreme_along("min", x, dim, axis, keepdims, keepdim)
     axis, keepdims = _dim_axis("min", axis, None, keepdims, keepdim)
-    if x.size == 0:
-        raise ValueError(f"min of an empty tensor of shape {x.shape}")
-    axes = _axes(axis, x.ndim, "min")
-    xd = x.data
-    y = np.min(xd, axis=axes, keepdims=True)
-    hit = xd == y  # where the min is
-
-    def vjp(g):  # δx = δy at the arg-min (split evenly between ties, as max)
-        ties = hit.sum(axis=axes, keepdims=True, dtype=g.dtype)
-        return (hit * (_expand(g, axes, keepdims) / ties),)
-
-    return _make(y if keepdims else np.squeeze(y, axis=axes), "min", (x,), vjp)
+    return _extreme("min", np.min, x, axis, keepdims)  # δx = δy at the arg-min (split evenly between ties)
 
 
 def _arg(op: str, f: Any, x: Tensor, dim: int | None, keepdim: bool) -> Tensor:

@@ -466,3 +466,7 @@ def test_transpose_matches_torch_for_two_dims():
         np.testing.assert_array_equal(
             mg.transpose(mg.Tensor(a), d0, d1).data, torch.tensor(a).transpose(d0, d1).numpy()
         )
+
+
+def test_min_takes_a_list_as_max_does():
+    assert float(mg.min([3.0, 1.0, 2.0])) == 1.0 and float(mg.max([3.0, 1.0, 2.0])) == 3.0
