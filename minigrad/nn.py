@@ -301,7 +301,41 @@ class Sequential(ModuleList):
         return x
 
 
-class ModuleDict(Module):
+class _KeyedModule(Module):
+    """What ModuleDict and ParameterDict share: a dict view of one of the module's registries."""
+
+    _registry = "_modules"  # or "_parameters": where the entries are registered
+
+    def _check_key(self, key: Any) -> None:
+        kind = type(self).__name__
+        if not isinstance(key, str):
+            raise TypeError(f"{kind}: keys must be str, got {key!r}")
+        if hasattr(type(self), key) or key in ("_parameters", "_modules", "training"):
+            raise KeyError(f"{kind}: key {key!r} would shadow a {kind} attribute; choose another name")
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, self._registry)[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in getattr(self, self._registry)
+
+    def __len__(self) -> int:
+        return len(getattr(self, self._registry))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(getattr(self, self._registry))
+
+    def keys(self) -> Iterable[str]:
+        return getattr(self, self._registry).keys()
+
+    def values(self) -> Iterable[Any]:
+        return getattr(self, self._registry).values()
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return getattr(self, self._registry).items()
+
+
+class ModuleDict(_KeyedModule):
     """A dict of modules registered under their keys (``"encoder.weight"``), in insertion order."""
 
     def __init__(self, modules: Mapping[str, Module] | None = None):
@@ -310,32 +344,10 @@ class ModuleDict(Module):
             self[k] = m
 
     def __setitem__(self, key: str, m: Module) -> None:
-        if not isinstance(key, str) or not isinstance(m, Module):
+        if not isinstance(m, Module):
             raise TypeError(f"ModuleDict: expected str keys and Module values, got {key!r}: {type(m).__name__}")
-        if hasattr(type(self), key) or key in ("_parameters", "_modules", "training"):
-            raise KeyError(f"ModuleDict: key {key!r} would shadow a ModuleDict attribute; choose another name")
+        self._check_key(key)
         setattr(self, key, m)
-
-    def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._modules
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
-
-    def keys(self) -> Iterable[str]:
-        return self._modules.keys()
-
-    def values(self) -> Iterable[Module]:
-        return self._modules.values()
-
-    def items(self) -> Iterable[tuple[str, Module]]:
-        return self._modules.items()
 
 
 class ParameterList(Module):
@@ -363,8 +375,10 @@ class ParameterList(Module):
         return iter(self._list)
 
 
-class ParameterDict(Module):
+class ParameterDict(_KeyedModule):
     """A dict of Parameters registered under their keys; an array or Tensor is wrapped in a Parameter."""
+
+    _registry = "_parameters"
 
     def __init__(self, params: Mapping[str, Any] | None = None):
         super().__init__()
@@ -372,32 +386,8 @@ class ParameterDict(Module):
             self[k] = p
 
     def __setitem__(self, key: str, p: Any) -> None:
-        if not isinstance(key, str):
-            raise TypeError(f"ParameterDict: keys must be str, got {key!r}")
-        if hasattr(type(self), key) or key in ("_parameters", "_modules", "training"):
-            raise KeyError(f"ParameterDict: key {key!r} would shadow a ParameterDict attribute; choose another name")
+        self._check_key(key)
         setattr(self, key, p if isinstance(p, Parameter) else Parameter(p))
-
-    def __getitem__(self, key: str) -> Parameter:
-        return self._parameters[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._parameters
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parameters)
-
-    def keys(self) -> Iterable[str]:
-        return self._parameters.keys()
-
-    def values(self) -> Iterable[Parameter]:
-        return self._parameters.values()
-
-    def items(self) -> Iterable[tuple[str, Parameter]]:
-        return self._parameters.items()
 
 
 # ---------------------------------------------------------------------------
