@@ -454,6 +454,13 @@ class init:  # noqa: N801 (a namespace, spelled like torch.nn.init)
 # ---------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------
+def _positive_int(owner: str, name: str, value: Any) -> int:
+    """``value`` as an int, or a ValueError naming the owner and the argument (sizes of modules)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _as_input(owner: str, what: str, value: Any, dtype: np.dtype) -> Tensor:
     """``value`` as a Tensor of the parameters' dtype, or a TypeError that says what to change
     (one rule for every module's input: nn.Linear here, the recurrent layers in models)."""
@@ -481,9 +488,8 @@ class Linear(Module):
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, rng: Any = None, dtype: Any = np.float64
     ):
-        for arg, v in (("in_features", in_features), ("out_features", out_features)):  # before numpy sees them
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"Linear: {arg} must be a positive integer, got {v!r}")
+        in_features = _positive_int("Linear", "in_features", in_features)  # checked before numpy sees them
+        out_features = _positive_int("Linear", "out_features", out_features)
         super().__init__()
         rng = init._rng(rng)
         self.in_features, self.out_features = in_features, out_features
@@ -517,9 +523,8 @@ class Embedding(Module):
         rng: Any = None,
         dtype: Any = np.float64,
     ):
-        for arg, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):  # before numpy sees them
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"Embedding: {arg} must be a positive integer, got {v!r}")
+        num_embeddings = _positive_int("Embedding", "num_embeddings", num_embeddings)  # checked before numpy sees them
+        embedding_dim = _positive_int("Embedding", "embedding_dim", embedding_dim)
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module, Parameter, _as_input, init  # _as_input: one input rule for all modules
+from minigrad.nn import Module, Parameter, _as_input, _positive_int, init  # one input and size rule for all modules
 from minigrad.tensor import Tensor
 
 __all__ = [
@@ -95,12 +95,6 @@ def lstm_step(xw: Tensor, h: Tensor, c: Tensor, W_hhT: Tensor, out: np.ndarray |
 # ---------------------------------------------------------------------------
 # Shared construction and input checks
 # ---------------------------------------------------------------------------
-def _positive_int(owner: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _float_dtype(owner: str, dtype: Any) -> np.dtype:
     dt = np.dtype(dtype)
     if dt.kind != "f":
