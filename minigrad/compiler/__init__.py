@@ -46,7 +46,7 @@ import numpy as np
 from .. import checks, gradnorms
 from ..tensor import Tensor
 from . import passes
-from .program import Program, lower
+from .program import Program
 from .replay import generate
 from .trace import CompileError, Trace, trace_call
 
@@ -179,11 +179,7 @@ class Compiled:
         return result
 
     def _build(self, e: _Entry) -> None:
-        tr = passes.sum_of_squares(e.trace)
-        before = lower(tr)
-        prog = before
-        for p in passes.PASSES:
-            prog = p(prog)
+        before, prog = passes.optimize(e.trace)
         prog.params_by_id = {int(name[1:]): t for name, t in prog.params.items()}  # type: ignore[attr-defined]
         e.before, e.program = before, prog
         e.replay, e.source = generate(prog)

@@ -226,7 +226,7 @@ KERNELS: dict[str, Kernel] = {
     "detach": Kernel(lambda n: f"{n.y} = {n.x[0]}", []),  # a cut: the same array, no gradient back
     # the sum-of-squares pass's op: Σ e ⊙ e as one dot product, δe = 2 δy e
     "sumsq": Kernel(lambda n: f"{n.y} = np.asarray(np.dot({n.x[0]}.ravel(), {n.x[0]}.ravel()))",
-                    [lambda n: f"{n.g} * (2 * {n.x[0]})"]),
+                    [lambda n: f"{n.x[0]} * (2 * {n.g})"]),  # the scalar 2 δy first: one pass over e
 }
 # fmt: on
 

@@ -1,7 +1,8 @@
 """The Wengert list: a traced step lowered to one flat list of numpy statements.
 
 Every value has a name: ``x0`` an argument, ``p3`` a parameter, ``c5`` a constant, ``v12`` an
-op's output, ``g12`` dL/dv12 (the sum of its contributions), ``d40`` one contribution. The list
+op's output, ``g12`` dL/dv12 (the sum of its contributions), ``d40`` one contribution, ``s0`` a
+scratch array a pass allocates. The list
 holds the forward in tape order, then the backward in reverse tape order (the schedule eager
 ``backward`` finds with its heap, fixed here once), then the writes into ``.grad``:
 
@@ -104,8 +105,8 @@ class Program:
 
 
 def names_in(code: str) -> list[str]:
-    """The value names a line of code reads (x0, p3, c5, k2, v12, g12, d40)."""
-    return list(dict.fromkeys(re.findall(r"\b[xpcvgdk]\d+\b", code)))
+    """The value names a line of code reads (x0, p3, c5, k2, v12, g12, d40, s0)."""
+    return list(dict.fromkeys(re.findall(r"\b[xpcvgdks]\d+\b", code)))
 
 
 def last_uses(instrs: list[Instr], keep: set[str]) -> dict[str, int]:

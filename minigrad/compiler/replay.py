@@ -25,11 +25,12 @@ from .program import Program
 __all__ = ["generate", "grad_into"]
 
 
-def grad_into(t: Any, g: np.ndarray, clear: bool) -> None:
+def grad_into(t: Any, g: np.ndarray, clear: bool, own: bool = False) -> None:
     """t.grad += g, as eager backward accumulates (a copy first: g may be a program buffer);
-    ``clear``: the step set t.grad = None before its backward, so the sum starts afresh."""
+    ``clear``: the step set t.grad = None before its backward, so the sum starts afresh;
+    ``own``: g is an array this replay made and no one else holds (``hand_over_grads``): kept as it is."""
     if clear or t._grad is None:
-        t._grad = np.array(g, dtype=t.data.dtype)
+        t._grad = g if own and g.dtype == t.data.dtype and g.flags.c_contiguous else np.array(g, dtype=t.data.dtype)
     else:
         t._grad += g
 
