@@ -747,3 +747,154 @@ def test_accumulate_in_place_leaves_a_sum_whose_first_addend_is_shared():
         return loss
 
     _replayed_equals_eager(step, W, np.arange(4.0).reshape(2, 2))
+
+
+# ---------------------------------------------------------------------------
+# The passes that reach the hand-written step at H = 512 (each on its own, and replay = eager)
+# ---------------------------------------------------------------------------
+def _chunked(cls, rows=4, **kw):
+    """A layer that projects its input chunk by chunk, as eager layers do past 256 rows."""
+
+    def make():
+        m = cls(4, 5, rng=0, **kw)
+        m.projection_rows = rows  # T·B = 12 rows here: three chunks of two steps
+        return m
+
+    return make
+
+
+@pytest.mark.parametrize("cls", [models.RNN, models.GRU, models.LSTM])
+@pytest.mark.parametrize("options", LAYER_CASES, ids=lambda o: ",".join(o) or "plain")
+def test_chunked_projection_layers_replay_to_eager_gradients(cls, options):
+    D = 2 if options.get("bidirectional") else 1
+    shape = (2, 6, 4) if options.get("batch_first") else (6, 2, 4)
+    _assert_compiled_equals_eager(_chunked(cls, **options), shape, D * 5)
+
+
+def test_common_subexpressions_takes_w_ih_transposed_once_for_all_chunks():
+    c = _assert_compiled_equals_eager(_chunked(models.RNN), (6, 2, 4), 5)
+    trace = c._last.trace
+    before = sum(n.op == "transpose" for n in trace.nodes)
+    after = sum(n.op == "transpose" for n in passes.common_subexpressions(trace).nodes)
+    assert before == 3 + 2 and after == 3  # W_ihᵀ per chunk (3), W_hhᵀ, W_hyᵀ → one each
+
+
+def test_merge_projection_chunks_projects_all_steps_in_one_gemm():
+    c = _assert_compiled_equals_eager(_chunked(models.RNN), (6, 2, 4), 5)
+    assert "merge_projection_chunks: the input projection as one GEMM" in str(c.program)
+    x = next(name for name, i in c.program.inputs.items() if i == 0)
+    gemms = [i.code for i in c.program.instrs if i.kind == "op" and " @ " in i.code]
+    projections = [g for g in gemms if re.search(r"= v\d+ @ v\d+$", g.splitlines()[0])]
+    assert f"{x}.reshape((12, 4))" in c.source and len(projections) == 1 + 5  # x W_ihᵀ once, and h_t W_hhᵀ
+    assert "np.concatenate" not in c.source  # δx is one GEMM, not chunks joined
+
+
+def _plans(trace):
+    """(peak of the chunked plan, peak of the merged plan, the notes of the plan ``optimize`` keeps)."""
+    from minigrad.compiler.program import lower
+
+    tr = passes.common_subexpressions(passes.sum_of_squares(trace))
+    peaks = []
+    for t in (tr, passes.merge_projection_chunks(tr)):
+        prog = lower(t)
+        for p in passes.PASSES:
+            prog = p(prog)
+        peaks.append(prog.peak_bytes())
+    return (*peaks, passes.optimize(trace)[1].notes)
+
+
+@pytest.mark.parametrize("cls,merged", [(models.RNN, True), (models.LSTM, False)])
+def test_merge_projection_chunks_is_kept_only_where_the_peak_does_not_grow(cls, merged):
+    # the RNN's peak is in the backward, so holding the whole projection in the forward costs
+    # nothing; an LSTM's projection (four gates) on top of its forward values would raise it
+    c = _assert_compiled_equals_eager(_chunked(cls, rows=8), (16, 2, 4), 5)
+    chunked, whole, notes = _plans(c._last.trace)
+    assert (whole <= chunked) is merged
+    assert ("as one GEMM" in notes[0]) is merged and ("not applied" in notes[0]) is (not merged)
+
+
+def test_fold_zero_constants_skips_products_with_a_zero_initial_state():
+    c = _compiled_readout(T=5)
+    zero = [n for n, v in c.program.consts.items() if isinstance(v, np.ndarray) and v.shape == (2, 4)]
+    assert zero and not any(re.search(rf"\b{z}\b", c.source) for z in zero)  # h_0 = 0 is read by nothing
+    assert "fold_zero_constants: 2 products" in str(c.program)  # h_0 W_hhᵀ, and h_0ᵀ δa_1 in δW_hh
+
+
+def test_a_nonzero_constant_initial_state_is_still_multiplied():
+    rnn, W = models.RNN(3, 4, rng=0), mg.nn.Parameter(np.full((3, 4), 0.1))
+
+    def step(x, target):
+        for p in [*rnn.parameters(), W]:
+            p.grad = None
+        out, _ = rnn(x, mg.Tensor(np.full((1, 2, 4), 0.3)))  # a constant h_0 that is not zero
+        e = out @ W.T - target
+        loss = 0.5 * (e * e).sum()
+        loss.backward()
+        return loss
+
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    c = _replayed_equals_eager(lambda xx: step(xx, mg.Tensor(np.zeros((5, 2, 3)))), W, x)
+    assert "fold_zero_constants" not in str(c.program)
+
+
+def test_gradient_rows_writes_delta_a_over_delta_out_and_one_gemm_reads_every_step():
+    rnn, W = models.RNN(3, 4, rng=0), mg.nn.Parameter(np.full((3, 4), 0.1))
+    rnn.projection_rows = 16  # chunks of 8 steps (B = 2), and batch_weight_grads cuts at 128 steps
+    T = 300
+    c = mg.compile(_readout_step(rnn, W, [*rnn.parameters(), W]))
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x, y = rng.standard_normal((T, 2, 3)), rng.standard_normal((T, 2, 3))
+        c(x, y)
+    got = rnn.weight_hh_l0.grad.copy()
+    _readout_step(rnn, W, [*rnn.parameters(), W])(mg.Tensor(x), mg.Tensor(y))
+    np.testing.assert_allclose(got, rnn.weight_hh_l0.grad, rtol=1e-12, atol=1e-12)
+    text = str(c.program)
+    assert f"gradient_rows: {T} step gradients written into their rows ({T} over their own δ row), 0 new" in text
+    batched = [i.code for i in c.program.instrs if i.op == "δbatched"]
+    hh = [b for b in batched if f"[1:{T}]" in b]  # δW_hh = δa_{2..T}ᵀ h_{1..T-1}: one slice of every step
+    assert len(hh) == 1 and len(hh[0].splitlines()) == 1
+
+
+def test_elementwise_in_place_writes_the_readout_into_its_own_array():
+    c = _compiled_readout()
+    assert re.search(r"np\.subtract\(v\d+, x\d+, out=v\d+\)", c.source)  # e = out W_hyᵀ − target, in place
+    assert re.search(r"np\.multiply\(v\d+, \(2 \* g\d+\), out=v\d+\)", c.source)  # δe = 2 δL e over e
+
+
+def test_elementwise_in_place_leaves_an_operand_that_is_read_again():
+    W = mg.Tensor(np.full((2, 3), 0.5), requires_grad=True)
+
+    def step(x):
+        e = x @ W - 1.0
+        f = e * 3.0  # e is read again below: f may not take e's array
+        loss = (f * f).sum() + (e * e).sum()
+        loss.backward()
+        return loss
+
+    c = _replayed_equals_eager(step, W, np.arange(8.0).reshape(4, 2))
+    assert not re.search(r"np\.multiply\(v\d+, 3\.0, out=", c.source)
+
+
+def test_transposed_weight_grads_form_dw_without_a_transpose():
+    c = _compiled_readout()
+    assert not re.search(r"g\d+ = g\d+\.transpose\(\(1, 0\)\)", c.source)
+    assert "transposed_weight_grads: 3 weight gradients" in str(c.program)  # W_ih, W_hh, W_hy
+
+
+def test_hand_over_grads_gives_each_leaf_its_own_array():
+    rnn, W = models.RNN(3, 4, rng=0), mg.nn.Parameter(np.full((3, 4), 0.1))
+    params = [*rnn.parameters(), W]
+    c = mg.compile(_readout_step(rnn, W, params))
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        c(rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 3)))
+    assert "own=True" in c.source and "hand_over_grads" in str(c.program)
+    grads = [p.grad for p in params]
+    assert len({id(g) for g in grads}) == len(grads)  # bias_ih and bias_hh share one δ: one of them is a copy
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(grads) for b in grads[i + 1 :])
+    kept = rnn.weight_hh_l0.grad
+    before = kept.copy()
+    c(rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 3)))
+    np.testing.assert_array_equal(kept, before)  # the next replay made new arrays: the old .grad is untouched
+    assert rnn.weight_hh_l0.grad is not kept
