@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, gradnorms
+from .. import checks, dataguards, gradnorms
 from ..tensor import Tensor
 from . import passes
 from .program import Program, lower
@@ -117,6 +117,8 @@ class Compiled:
             if self.check_every and entry.replays and entry.replays % self.check_every == 0:
                 entry.replays += 1
                 return self._trace(key, targs, entry)  # an eager check: retraces if the structure moved
+            if entry.trace.guards and entry.trace.broken_guard(targs) is not None:
+                return self._trace(key, targs, entry)  # the data decide another structure: this call runs eagerly
             entry.replays += 1
             return self._replay(entry, targs)
         return self._trace(key, targs, entry)
@@ -190,7 +192,10 @@ class Compiled:
 
 
 def _first_difference(a: Trace, b: Trace) -> str:
-    """Where two traces part: the first op that differs, or what else does."""
+    """Where two traces part: a guarded fact (dataguards.py), the first op that differs, or what else does."""
+    for (_, g), (_, h) in zip(a.guards, b.guards):
+        if g.what != h.what or not dataguards.same(g.value, h.value):
+            return f"the values of {g.what} decided a different structure"
     for k, (m, n) in enumerate(zip(a.nodes, b.nodes)):
         if (m.op, m.ins, m.outs) != (n.op, n.ins, n.outs) or repr(m.attrs) != repr(n.attrs):
             return f"first at op {k}: {m.op} in scope {m.scope!r} became {n.op} in scope {n.scope!r}"

@@ -20,6 +20,11 @@ between traces, so a fresh random mask shows up as a change).
 Arguments that do not require grad are switched to ``requires_grad=True`` for the traced call
 only, so that every op on them is recorded instead of happening invisibly in numpy; their
 gradients are removed by the dead-code pass, and their ``.grad`` is restored afterwards.
+
+*Guards* (``minigrad/dataguards.py``): library code that decides its structure from an array's
+values (``cross_entropy``'s ignored rows) declares it while the call is traced; the trace keeps
+each such fact with the argument it is about (``Trace.guards``), and a replay first checks the
+facts on the fresh arguments (``Trace.broken_guard``): if one differs, that call runs eagerly.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, gradnorms
+from .. import checks, dataguards, gradnorms
 from .. import tensor as _tensor
 from ..tensor import Tensor
 
@@ -43,13 +48,19 @@ class CompileError(RuntimeError):
 
 @dataclass(frozen=True)
 class ArgRef:
-    """An attribute that is argument ``index``'s data, in ``shape`` (read fresh on every replay)."""
+    """An attribute that is argument ``index``'s data, in ``shape`` (read fresh on every replay);
+    ``replace=(value, by)``: with its entries equal to ``value`` set to ``by`` (dataguards.replaced)."""
 
     index: int
     shape: tuple
+    replace: tuple | None = None
 
     def code(self) -> str:
-        return f"_in[{self.index}].data.reshape({self.shape!r})"
+        a = f"_in[{self.index}].data.reshape({self.shape!r})"
+        if self.replace is None:
+            return a
+        value, by = self.replace
+        return f"np.where({a} == {value!r}, {by!r}, {a})"
 
 
 @dataclass
@@ -78,6 +89,7 @@ class Trace:
     root: int | None = None  # the value backward started from
     seed: np.ndarray | None = None  # δroot (ones for a scalar root)
     returns: Any = None  # the step's result: a value id, or a tuple of them, or None
+    guards: list[tuple[ArgRef | None, dataguards.Guard]] = field(default_factory=list)  # facts about arguments
 
     def fingerprint(self) -> str:
         """A digest of everything the program depends on: ops, attributes, wiring, shapes, dtypes,
@@ -93,7 +105,15 @@ class Trace:
         h.update(repr((self.root, sorted(self.needs_grad), self.returns)).encode())
         if self.seed is not None:
             h.update(np.ascontiguousarray(self.seed).tobytes())
+        h.update(repr([(ref, g.what, _stable(g.value)) for ref, g in self.guards]).encode())
         return h.hexdigest()
+
+    def broken_guard(self, args: tuple) -> str | None:
+        """The first guard whose facts differ on these arguments (its ``what``), or None: replay."""
+        for ref, g in self.guards:
+            if ref is not None and not g.holds(args[ref.index].data.reshape(ref.shape)):
+                return g.what
+        return None
 
     def describe(self, k: int) -> str:
         n = self.nodes[k]
@@ -108,6 +128,8 @@ def _stable(v: Any) -> Any:
         return tuple((k, _stable(x)) for k, x in sorted(v.items()))
     if isinstance(v, tuple | list):
         return tuple(_stable(x) for x in v)
+    if isinstance(v, np.generic):
+        return repr(v.item())
     return repr(v)
 
 
@@ -169,8 +191,9 @@ def closure_attrs(op: str, vjp: Any) -> tuple[str, dict[str, Any]]:
 class _Recorder:
     """The state of one traced call: value ids for leaves and node outputs, and the trace."""
 
-    def __init__(self, args: list):
+    def __init__(self, args: list, declared: dataguards.Recording):
         self.args = args
+        self.declared = declared  # what library code declared while this call ran (dataguards.py)
         self.trace = Trace()
         self.ids: dict[Any, int] = {}  # id(leaf tensor) or (id(node), index) -> value id
         self.keep: list = []  # the objects behind those ids, alive while the trace is built
@@ -242,23 +265,47 @@ class _Recorder:
             attrs = {k: self._arg_refs(a) for k, a in attrs.items()}
             self.trace.nodes.append(TNode(op, ins, outs, attrs, node.scope))
 
+    def _argument(self, a: np.ndarray) -> tuple[int, bool] | None:
+        """(i, whole): ``a`` is argument i's data (whole, perhaps reshaped) or a piece of it; None."""
+        for i, arg in enumerate(self.args):
+            d = arg.data if isinstance(arg, Tensor) else None
+            if d is None or not np.may_share_memory(a, d):
+                continue
+            same_start = a.__array_interface__["data"][0] == d.__array_interface__["data"][0]
+            return i, a is d or same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous
+        return None
+
     def _arg_refs(self, a: Any) -> Any:
         """An attribute array that is an argument's data (integer targets in an index) as ``ArgRef``."""
         if isinstance(a, tuple):
             return tuple(self._arg_refs(x) for x in a)
         if not isinstance(a, np.ndarray):
             return a
-        for i, arg in enumerate(self.args):
-            d = arg.data if isinstance(arg, Tensor) else None
-            if d is None or not np.may_share_memory(a, d):
-                continue
-            same_start = a.__array_interface__["data"][0] == d.__array_interface__["data"][0]
-            if a is d or same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous:
-                return ArgRef(i, a.shape)  # the argument itself, perhaps reshaped
-            raise CompileError(
-                f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {i}; pass it whole"
-            )
-        return a
+        where = self._argument(a)
+        if where is None:
+            for out, source, value, by in self.declared.replaced:
+                if a is out and (src := self._argument(source)) is not None and src[1]:
+                    return ArgRef(src[0], source.shape, (value, by))  # recomputed from the fresh argument
+            return a
+        if where[1]:
+            return ArgRef(where[0], a.shape)  # the argument itself, perhaps reshaped
+        raise CompileError(
+            f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {where[0]}; pass it whole"
+        )
+
+    def guards(self) -> None:
+        """Keep the facts the library declared (dataguards.py) so far, each with the argument it is about."""
+        for g in self.declared.guards[len(self.trace.guards) :]:
+            where = self._argument(g.array)
+            if where is None:  # not an argument: a constant of the step, its facts are in the fingerprint
+                self.trace.guards.append((None, g))
+            elif where[1]:
+                self.trace.guards.append((ArgRef(where[0], g.array.shape), g))
+            else:
+                raise CompileError(
+                    f"mg.compile: {g.what} (shape {g.array.shape}) are a piece of argument {where[0]}: the replay "
+                    "checks what the step decided from their values on the argument, so pass them as an argument whole"
+                )
 
     def value_of(self, t: Tensor) -> int:
         """The value id of a tensor the step returns (a detached tensor: the value it was cut from)."""
@@ -289,7 +336,8 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
     if gradnorms.recording:
         raise CompileError("mg.compile: record_grad_norms() is not supported under compile: run eagerly")
     targs = [a if isinstance(a, Tensor) or not isinstance(a, np.ndarray) else Tensor(a) for a in args]
-    rec = _Recorder(targs)
+    declared = dataguards.Recording()
+    rec = _Recorder(targs, declared)
     flipped = []
     for a in targs:
         if isinstance(a, Tensor):
@@ -298,6 +346,7 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                 flipped.append(a)
     params_before = {id(p): p._grad for p in known or ()}
     real_backward = _tensor.backward
+    outer = dataguards.recording
 
     def recording_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
         rec.backwards += 1
@@ -305,6 +354,7 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
             raise CompileError("mg.compile: the step calls backward() more than once; compile one backward per step")
         if root._edge is None:
             raise CompileError("mg.compile: backward() from a leaf: nothing to compile")
+        rec.guards()  # first: a guard's own message names what the library decided from the data
         rec.capture([root._edge])
         tr = rec.trace
         tr.root = rec.ids[(id(root._edge[0]), root._edge[1])]
@@ -321,10 +371,12 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
         rec.writes_after_backward = checks.writes  # an optimizer step after this would move it
 
     _tensor.backward = recording_backward
+    dataguards.recording = declared
     try:
         result = fn(*targs, **kwargs)
     finally:
         _tensor.backward = real_backward
+        dataguards.recording = outer
         for a in flipped:
             a.requires_grad, a._grad = False, None
     if rec.backwards == 0:
@@ -337,6 +389,7 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
             "the replay would not repeat that. Call optimizer.step() outside the compiled step."
         )
     rec.trace.returns = _returns(rec, result)
+    rec.guards()
     return result, rec.trace
 
 

@@ -1,0 +1,134 @@
+"""mg.compile is honest about what a replay cannot see: data the structure depended on (guards),
+indices computed from forward values, hooks, casts and an optimizer step inside the step.
+
+Each compiled run is compared with the same step run eagerly on twin parameters, call by call,
+to 1e-12 in float64 (losses, gradients, and weights where an optimizer runs). No timing.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import dataguards
+from minigrad.compiler import CompileError
+
+CALLS = 6  # two traced calls, then replays
+
+
+def _twin_params(shape=(3, 5), n=2, seed=4):
+    """n parameters with the same values (one for the eager step, one for the compiled one)."""
+    return [mg.nn.Parameter(np.random.default_rng(seed).standard_normal(shape)) for _ in range(n)]
+
+
+def _close(a, b, what):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+# ---------------------------------------------------------------------------
+# 1. cross_entropy(ignore_index): the targets' values decide the structure
+# ---------------------------------------------------------------------------
+def _ce_steps(reduction="mean"):
+    W1, W2 = _twin_params()
+
+    def make(W):
+        def step(x, y):
+            W.grad = None
+            loss = mg.cross_entropy(x @ W, y, ignore_index=-100, reduction=reduction)
+            if reduction == "none":
+                loss = loss.sum()
+            loss.backward()
+            return loss
+
+        return step
+
+    return (make(W1), W1), (mg.compile(make(W2)), W2)
+
+
+def _run_ce(targets, reduction="mean"):
+    (eager, W1), (compiled, W2) = _ce_steps(reduction)
+    rng = np.random.default_rng(0)
+    for call, y in enumerate(targets):
+        x = rng.standard_normal((6, 3))
+        l1, l2 = eager(mg.Tensor(x), y.copy()), compiled(x, y.copy())
+        _close(l2.data, l1.data, f"loss, call {call}")
+        _close(W2.grad, W1.grad, f"grad, call {call}")
+    return compiled
+
+
+def _targets(ignored_rows):
+    """Targets in [0, 5) for 6 rows, -100 (ignored) in the rows given for each call."""
+    rng = np.random.default_rng(1)
+    out = []
+    for rows in ignored_rows:
+        y = rng.integers(0, 5, 6)
+        y[list(rows)] = -100
+        out.append(y)
+    return out
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ignored_positions_that_move_after_the_program_is_built_give_eagers_loss_and_grads(reduction):
+    # calls 1-3 ignore rows 4, 5 (traced, traced, replayed); then the padding's length changes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # three changes in a row: the warning is tested below
+        compiled = _run_ce(_targets([(4, 5), (4, 5), (4, 5), (1, 4, 5), (5,), (4, 5)]), reduction)
+    assert compiled.traces == 5  # call 3 was a replay; calls 4-6 saw other ignored rows and ran eagerly
+
+
+def test_a_replay_runs_when_the_ignored_positions_stay_the_same():
+    compiled = _run_ce(_targets([(4, 5)] * CALLS))
+    assert compiled.traces == 2  # calls 3-6 were replays: the guard costs no retrace
+
+
+def test_no_ignored_target_in_the_two_traced_calls_then_some_gives_eagers_loss():
+    # the first two calls take the branch without a mask; the third must not replay that branch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = _run_ce(_targets([(), (), (), (2,), (2,), (2,), ()]))
+    assert compiled.traces == 5  # replays: call 3 (no mask) and call 6 (the mask of calls 4, 5)
+
+
+def test_a_target_out_of_range_in_a_replayed_call_raises_eagers_index_error():
+    (eager, _), (compiled, _) = _ce_steps()
+    x = np.random.default_rng(2).standard_normal((6, 3))
+    for y in _targets([(4,), (4,), (4,)]):
+        compiled(x, y)
+    assert compiled.program is not None
+    bad = np.array([0, 1, -1, 2, -100, 3])  # -1 is not ignore_index (-100): numpy would wrap it silently
+    with pytest.raises(IndexError) as eager_error:
+        eager(mg.Tensor(x), bad)
+    with pytest.raises(IndexError) as compiled_error:
+        compiled(x, bad)
+    assert str(compiled_error.value) == str(eager_error.value)
+    assert "targets must lie in [0, 5)" in str(compiled_error.value)
+
+
+def test_ignored_positions_that_keep_moving_warn_once_naming_cross_entropys_targets():
+    with pytest.warns(UserWarning, match="cross_entropy's targets") as record:
+        _run_ce(_targets([(1,), (1,), (2,), (3,), (4,), (5,)]))
+    assert len([w for w in record if "cross_entropy" in str(w.message)]) == 1
+
+
+def test_targets_that_are_a_piece_of_an_argument_are_refused_by_name():
+    (W,) = _twin_params(n=1)
+
+    def step(x, y):
+        loss = mg.cross_entropy(x @ W, y[0], ignore_index=-100)  # y[0]: a piece of argument 1
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match="cross_entropy's targets.*piece of argument 1"):
+        mg.compile(step)(np.ones((6, 3)), np.zeros((2, 6), dtype=np.int64))
+
+
+def test_no_guard_is_recorded_and_no_fact_computed_outside_a_traced_call():
+    seen = []
+
+    def facts(y):
+        seen.append(y)
+        return y
+
+    dataguards.depends_on(np.zeros(3), facts, "test")
+    assert dataguards.recording is None and seen == []
