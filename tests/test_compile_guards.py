@@ -132,3 +132,50 @@ def test_no_guard_is_recorded_and_no_fact_computed_outside_a_traced_call():
 
     dataguards.depends_on(np.zeros(3), facts, "test")
     assert dataguards.recording is None and seen == []
+
+
+# ---------------------------------------------------------------------------
+# 2. max/min(x, dim=d)'s indices (and argmax's) are made from forward values
+# ---------------------------------------------------------------------------
+INDEX_USES = [
+    ("max(dim=) indices into getitem", lambda h: h[mg.max(h, dim=1).indices], "max\\(dim=\\)'s indices"),
+    ("min(dim=) indices as a constant factor", lambda h: h * mg.min(h, dim=1, keepdim=True)[1], "min\\(dim=\\)'s"),
+    ("argmax into embedding", lambda h: mg.embedding(h, mg.argmax(h, dim=1)), "argmax's indices"),
+    ("indices as cross_entropy's targets", lambda h: mg.cross_entropy(h, mg.max(h, dim=1).indices), "max\\(dim=\\)"),
+]
+
+
+@pytest.mark.parametrize("use", [u for _, u, _ in INDEX_USES], ids=[n for n, _, _ in INDEX_USES])
+def test_indices_of_an_extreme_used_as_data_are_refused_by_name(use):
+    msg = next(m for _, u, m in INDEX_USES if u is use)
+    (W,) = _twin_params((3, 3), n=1)
+
+    def step(x):
+        loss = use(x @ W).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match=msg + ".*computed from forward values"):
+        mg.compile(step)(np.random.default_rng(0).standard_normal((4, 3)))
+
+
+def test_the_values_of_max_dim_still_replay_with_fresh_data():
+    W1, W2 = _twin_params((3, 3))
+
+    def make(W):
+        def step(x):
+            W.grad = None
+            values, _ = mg.max(x @ W, dim=1)  # the indices exist but are not used
+            loss = (values * values).sum()
+            loss.backward()
+            return loss
+
+        return step
+
+    eager, compiled = make(W1), mg.compile(make(W2))
+    rng = np.random.default_rng(1)
+    for call in range(CALLS):
+        x = rng.standard_normal((4, 3))
+        _close(compiled(x).data, eager(mg.Tensor(x)).data, f"loss, call {call}")
+        _close(W2.grad, W1.grad, f"grad, call {call}")
+    assert compiled.traces == 2

@@ -230,6 +230,7 @@ class _Recorder:
             src = self.ids[(id(cut), t._cut_from[1])]
             self.trace.nodes.append(TNode("detach", [src], [v], {}))
             return v
+        self._not_derived(t.data, f"a constant tensor of shape {t.shape}")
         for i, a in enumerate(self.args):
             if isinstance(a, Tensor) and np.may_share_memory(a.data, t.data):
                 raise CompileError(
@@ -286,6 +287,7 @@ class _Recorder:
             for out, source, value, by in self.declared.replaced:
                 if a is out and (src := self._argument(source)) is not None and src[1]:
                     return ArgRef(src[0], source.shape, (value, by))  # recomputed from the fresh argument
+            self._not_derived(a, f"an index of shape {a.shape}")
             return a
         if where[1]:
             return ArgRef(where[0], a.shape)  # the argument itself, perhaps reshaped
@@ -293,11 +295,22 @@ class _Recorder:
             f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {where[0]}; pass it whole"
         )
 
+    def _not_derived(self, a: np.ndarray, role: str) -> None:
+        """Refuse a constant made from forward values (dataguards.derived): a replay would bake it."""
+        what = self.declared.derived_from(a)
+        if what is not None:
+            raise CompileError(
+                f"mg.compile: {what} are used as data later in the step ({role}): they are computed from "
+                "forward values, so a replay would reuse the traced call's instead of recomputing them. Use only "
+                "the values (max(x, dim=d).values replays), or run this step eagerly."
+            )
+
     def guards(self) -> None:
         """Keep the facts the library declared (dataguards.py) so far, each with the argument it is about."""
         for g in self.declared.guards[len(self.trace.guards) :]:
             where = self._argument(g.array)
             if where is None:  # not an argument: a constant of the step, its facts are in the fingerprint
+                self._not_derived(g.array, g.what)
                 self.trace.guards.append((None, g))
             elif where[1]:
                 self.trace.guards.append((ArgRef(where[0], g.array.shape), g))
