@@ -179,3 +179,120 @@ def test_the_values_of_max_dim_still_replay_with_fresh_data():
         _close(compiled(x).data, eager(mg.Tensor(x)).data, f"loss, call {call}")
         _close(W2.grad, W1.grad, f"grad, call {call}")
     assert compiled.traces == 2
+
+
+# ---------------------------------------------------------------------------
+# 3. Hooks and mg.grad
+# ---------------------------------------------------------------------------
+def _linear_steps(clear=True):
+    """(eager step, its W), (compiled step, its W): loss = Σ tanh(x W)², W used once."""
+    W1, W2 = _twin_params((3, 4))
+
+    def make(W):
+        def step(x):
+            if clear:
+                W.grad = None
+            h = (x @ W).tanh()
+            loss = (h * h).sum()
+            loss.backward()
+            return loss
+
+        return step
+
+    return (make(W1), W1), (mg.compile(make(W2)), W2)
+
+
+@pytest.mark.parametrize("clear", [True, False], ids=["grad cleared in the step", "grads accumulate"])
+def test_a_leaf_hook_that_scales_the_gradient_replays_as_eager(clear):
+    (eager, W1), (compiled, W2) = _linear_steps(clear)
+    seen = {1: [], 2: []}
+    for k, W in ((1, W1), (2, W2)):  # two hooks each, in order: the first sees δW, the second scales it
+        W.register_hook(lambda g, k=k: seen[k].append(g.copy()))
+        W.register_hook(lambda g: g * -0.5)
+    rng = np.random.default_rng(3)
+    for call in range(CALLS):
+        x = rng.standard_normal((5, 3))
+        _close(compiled(x).data, eager(mg.Tensor(x)).data, f"loss, call {call}")
+        _close(W2.grad, W1.grad, f"grad, call {call}")
+        _close(seen[2][-1], seen[1][-1], f"the hook's input, call {call}")  # δW of this call only
+    assert compiled.traces == 2 and len(seen[2]) == CALLS
+    assert not np.allclose(W1.grad, 0)
+
+
+def test_a_hook_registered_after_compiling_runs_in_the_replay_and_its_removal_too():
+    (eager, W1), (compiled, W2) = _linear_steps()
+    x = np.random.default_rng(4).standard_normal((5, 3))
+    for _ in range(3):
+        compiled(x)
+    handles = [W.register_hook(lambda g: 3 * g) for W in (W1, W2)]
+    eager(mg.Tensor(x)), compiled(x)
+    _close(W2.grad, W1.grad, "hooked")
+    for h in handles:
+        h.remove()
+    eager(mg.Tensor(x)), compiled(x)
+    _close(W2.grad, W1.grad, "hook removed")
+    assert compiled.traces == 2
+
+
+def test_a_hook_on_a_leaf_with_several_contributions_is_refused():
+    W = mg.nn.Parameter(np.ones((3, 3)), name="W_hh")
+
+    def step(x):
+        h = (x @ W).tanh()
+        loss = ((h @ W).tanh()).sum()  # W used twice: eager calls its hook twice, the replay has the sum
+        loss.backward()
+        return loss
+
+    compiled, x = mg.compile(step), np.ones((2, 3))
+    for _ in range(3):
+        compiled(x)
+    W.register_hook(lambda g: g)
+    with pytest.raises(CompileError, match="'W_hh', which receives 2 gradient contributions"):
+        compiled(x)  # registered after compiling: the replay refuses
+    with pytest.raises(CompileError, match="receives 2 gradient contributions"):
+        mg.compile(step)(x)  # registered before: the first traced call refuses
+
+
+def test_a_hook_on_a_non_leaf_inside_the_step_is_refused_with_its_own_message():
+    (W,) = _twin_params((3, 3), n=1)
+
+    def step(x):
+        h = (x @ W).tanh()
+        h.register_hook(lambda g: g * 2)
+        loss = h.sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match="register_hook on a non-leaf tensor \\(the result of 'tanh'"):
+        mg.compile(step)(np.ones((2, 3)))
+
+
+def test_a_leaf_hook_registered_inside_the_step_is_refused():
+    (W,) = _twin_params((3, 3), n=1)
+
+    def step(x):
+        W.register_hook(lambda g: g * 2)  # a new hook on every eager call, none in a replay
+        loss = (x @ W).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match="registers \\(or removes\\) a hook on a leaf"):
+        mg.compile(step)(np.ones((2, 3)))
+
+
+def test_mg_grad_inside_a_compiled_step_is_refused_and_leaves_no_state_behind():
+    (W,) = _twin_params((3, 3), n=1)
+
+    def step(x):
+        loss = (x @ W).sum()
+        (dW,) = mg.grad(loss, [W])
+        return loss
+
+    with pytest.raises(CompileError, match="mg.grad\\(...\\) inside a compiled step"):
+        mg.compile(step)(np.ones((2, 3)))
+    from minigrad import hooks
+
+    assert not hooks.collecting and W.grad is None
+    loss = (mg.Tensor(np.ones((2, 3))) @ W).sum()
+    loss.backward()  # the ordinary backward still fills .grad
+    np.testing.assert_allclose(W.grad, np.full((3, 3), 2.0))

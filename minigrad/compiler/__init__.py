@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, dataguards, gradnorms
+from .. import checks, dataguards, gradnorms, hooks
 from ..tensor import Tensor
 from . import passes
 from .program import Program, lower
@@ -119,6 +119,8 @@ class Compiled:
                 return self._trace(key, targs, entry)  # an eager check: retraces if the structure moved
             if entry.trace.guards and entry.trace.broken_guard(targs) is not None:
                 return self._trace(key, targs, entry)  # the data decide another structure: this call runs eagerly
+            if hooks.active:
+                entry.trace.check_hooks(targs)  # a hook registered since the trace, on a leaf used several times
             entry.replays += 1
             return self._replay(entry, targs)
         return self._trace(key, targs, entry)

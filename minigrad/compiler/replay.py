@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import hooks
 from .kernels import HELPERS
 from .program import Program
 
@@ -27,7 +28,10 @@ __all__ = ["generate", "grad_into"]
 
 def grad_into(t: Any, g: np.ndarray, clear: bool) -> None:
     """t.grad += g, as eager backward accumulates (a copy first: g may be a program buffer);
-    ``clear``: the step set t.grad = None before its backward, so the sum starts afresh."""
+    ``clear``: the step set t.grad = None before its backward, so the sum starts afresh.
+    The leaf's hooks (``register_hook``) run first, in order, as eager ``_accumulate`` runs them."""
+    if hooks.active and (g := hooks.at_leaf(t, g)) is None:  # None: mg.grad is collecting, no .grad
+        return
     if clear or t._grad is None:
         t._grad = np.array(g, dtype=t.data.dtype)
     else:

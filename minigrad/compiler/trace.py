@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, dataguards, gradnorms
+from .. import checks, dataguards, gradnorms, hooks
 from .. import tensor as _tensor
 from ..tensor import Tensor
 
@@ -90,6 +90,7 @@ class Trace:
     seed: np.ndarray | None = None  # δroot (ones for a scalar root)
     returns: Any = None  # the step's result: a value id, or a tuple of them, or None
     guards: list[tuple[ArgRef | None, dataguards.Guard]] = field(default_factory=list)  # facts about arguments
+    shared: dict[int, int] = field(default_factory=dict)  # leaf -> gradient contributions, where more than one
 
     def fingerprint(self) -> str:
         """A digest of everything the program depends on: ops, attributes, wiring, shapes, dtypes,
@@ -114,6 +115,20 @@ class Trace:
             if ref is not None and not g.holds(args[ref.index].data.reshape(ref.shape)):
                 return g.what
         return None
+
+    def check_hooks(self, args: tuple) -> None:
+        """Refuse a hook on a leaf with several gradient contributions: eager backward calls it once per
+        contribution, the replay has their sum only (one hook call on a leaf used once is exact)."""
+        for v, count in self.shared.items():
+            t = self.params[v] if v in self.params else args[self.inputs[v]]
+            entry = hooks._leaf_hooks.get(id(t))
+            if entry is not None and entry[0]() is t and entry[1]:
+                what = f"{t.name!r}" if t.name else f"of shape {t.shape}"
+                raise CompileError(
+                    f"mg.compile: a hook (register_hook) on the leaf {what}, which receives {count} gradient "
+                    "contributions in this step: eager backward calls the hook once per contribution, the replay "
+                    "computes only their sum. Run this step eagerly, or hook a leaf that is used once."
+                )
 
     def describe(self, k: int) -> str:
         n = self.nodes[k]
@@ -255,6 +270,13 @@ class _Recorder:
         for node in sorted(found.values(), key=lambda n: n.seq):
             if node.vjp is None:
                 raise CompileError(f"mg.compile: {node!r} was already backpropagated before it was recorded")
+            if node.retained is not None and any(type(x) is hooks._Hook for _, x in node.retained):
+                raise CompileError(
+                    f"mg.compile: register_hook on a non-leaf tensor (the result of {node.op!r}, shape "
+                    f"{node.shape}) inside a compiled step is not supported: the replay's backward is one flat "
+                    "numpy program with no place to call a Python function between ops. Hook a parameter "
+                    "(leaf hooks replay, registered outside the step), or run this step eagerly."
+                )
             if node.retained is not None:
                 raise CompileError(
                     "mg.compile: retain_grad() inside a compiled step is not supported (the replay keeps "
@@ -358,11 +380,17 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                 a.requires_grad = True  # record every op on it (see the module docstring)
                 flipped.append(a)
     params_before = {id(p): p._grad for p in known or ()}
+    hooks_before = {k: len(e[1]) for k, e in hooks._leaf_hooks.items()}
     real_backward = _tensor.backward
     outer = dataguards.recording
 
     def recording_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
         rec.backwards += 1
+        if hooks.collecting:
+            raise CompileError(
+                "mg.compile: mg.grad(...) inside a compiled step is not supported: the replay fills .grad and "
+                "returns only the step's result. Call loss.backward() in the step and read p.grad."
+            )
         if rec.backwards > 1:
             raise CompileError("mg.compile: the step calls backward() more than once; compile one backward per step")
         if root._edge is None:
@@ -371,6 +399,12 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
         rec.capture([root._edge])
         tr = rec.trace
         tr.root = rec.ids[(id(root._edge[0]), root._edge[1])]
+        uses: dict[int, int] = {}
+        for n in tr.nodes:  # gradient contributions per leaf (eager calls a leaf's hooks once for each)
+            for v in n.ins:
+                if v in tr.needs_grad:
+                    uses[v] = uses.get(v, 0) + 1
+        tr.shared = {v: k for v, k in uses.items() if k > 1}
         tr.seed = np.array(_tensor._seed(root, grad))
         for v, p in tr.params.items():  # the step set p.grad = None itself (zero_grad inside the step)?
             before = params_before.get(id(p), p._grad)
@@ -401,6 +435,13 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
             "mg.compile: the step writes parameters in place after backward (an optimizer step inside it): "
             "the replay would not repeat that. Call optimizer.step() outside the compiled step."
         )
+    leaves = [*rec.trace.params.values(), *(a for a in targs if isinstance(a, Tensor))]
+    if any(len(hooks._leaf_hooks.get(id(t), (None, ()))[1]) != hooks_before.get(id(t), 0) for t in leaves):
+        raise CompileError(
+            "mg.compile: the step registers (or removes) a hook on a leaf: that happens on every eager call but "
+            "never in a replay. Register the hook once, outside the compiled step."
+        )
+    rec.trace.check_hooks(tuple(targs))
     rec.trace.returns = _returns(rec, result)
     rec.guards()
     return result, rec.trace
