@@ -951,7 +951,7 @@ def to(x: Tensor, dtype: Any) -> Tensor:
     if dtype.kind != "f":  # an integer or bool result takes no gradient: a constant
         return Tensor(x.data.astype(dtype))
     old = x.dtype  # δx = δy cast back to x's dtype
-    return _make(x.data.astype(dtype), "to", (x,), lambda g: (g.astype(old),))
+    return _make(x.data.astype(dtype), "to", (x,), lambda g, new=dtype: (g.astype(old),))  # new: read by mg.compile
 
 
 __all__ += [

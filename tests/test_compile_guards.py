@@ -296,3 +296,70 @@ def test_mg_grad_inside_a_compiled_step_is_refused_and_leaves_no_state_behind():
     loss = (mg.Tensor(np.ones((2, 3))) @ W).sum()
     loss.backward()  # the ordinary backward still fills .grad
     np.testing.assert_allclose(W.grad, np.full((3, 3), 2.0))
+
+
+# ---------------------------------------------------------------------------
+# 4. The cast (to, .float(), .double()) and checkpoint
+# ---------------------------------------------------------------------------
+CASTS = [
+    ("float64 -> float32 -> float64", lambda h: h.float().tanh().double() * 2.0),
+    ("to(np.float32) at the loss", lambda h: (h * h).to(np.float32)),
+    ("float32 branch added to the float64 one", lambda h: h.to("float32").sigmoid() + h),
+]
+
+
+@pytest.mark.parametrize("cast", [c for _, c in CASTS], ids=[n for n, _ in CASTS])
+def test_a_step_that_casts_replays_as_eager(cast):
+    W1, W2 = _twin_params((3, 4))
+
+    def make(W):
+        def step(x):
+            W.grad = None
+            loss = cast(x @ W).sum()
+            loss.backward()
+            return loss
+
+        return step
+
+    eager, compiled = make(W1), mg.compile(make(W2))
+    rng = np.random.default_rng(5)
+    for _ in range(CALLS):
+        x = rng.standard_normal((5, 3))
+        l1, l2 = eager(mg.Tensor(x)), compiled(x)
+        assert l2.dtype == l1.dtype and W2.grad.dtype == W1.grad.dtype == np.float64
+        np.testing.assert_array_equal(l2.data, l1.data)  # the same numpy calls: bit for bit
+        np.testing.assert_array_equal(W2.grad, W1.grad)
+    assert compiled.traces == 2
+    assert "astype(np.float32)" in compiled.source
+
+
+def test_each_output_of_the_trace_has_its_ops_dtype():
+    from minigrad.compiler.trace import trace_call
+
+    W = mg.nn.Parameter(np.ones((3, 2)))
+    x32 = mg.Tensor(np.ones((4, 3), np.float32))
+
+    def step(x):
+        loss = ((x @ W.float()).double() * W.sum()).sum()  # float32 in the middle, float64 around it
+        loss.backward()
+        return loss
+
+    _, tr = trace_call(step, (x32,), {})
+    got = [(n.op, str(tr.dtypes[n.outs[0]])) for n in tr.nodes]
+    assert got[:3] == [("to", "float32"), ("matmul", "float32"), ("to", "float64")]
+    assert all(dt == "float64" for _, dt in got[3:])
+
+
+def test_checkpoint_is_refused_saying_why():
+    import models
+
+    rnn = models.RNN(3, 4, rng=0)
+
+    def step(x):
+        out, _ = models.checkpointed(rnn, x, segments=2)
+        loss = (out * out).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match="'checkpoint'.*reruns its segment's forward"):
+        mg.compile(step)(np.ones((6, 1, 3)))

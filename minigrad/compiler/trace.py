@@ -167,6 +167,7 @@ ATTRS: dict[str, tuple[str, ...]] = {
     "softmax": ("axis",),
     "log_softmax": ("axis",),
     "embedding": ("idx",),
+    "to": ("old", "new"),
 }
 # Ops that one name covers with two VJPs: ``max(x, dim=d)`` returns (values, indices) and its VJP
 # holds the dim ``d``, not ``axes``; the trace records it as its own op.
@@ -282,9 +283,17 @@ class _Recorder:
                     "mg.compile: retain_grad() inside a compiled step is not supported (the replay keeps "
                     "no per-node gradients); run that step eagerly"
                 )
+            if node.op == "checkpoint":
+                raise CompileError(
+                    "mg.compile: 'checkpoint' (models.checkpointed) cannot be replayed: its backward reruns its "
+                    "segment's forward eagerly inside the VJP (a graph made and walked during backward), which a "
+                    "flat program has no place for, and the replay keeps the forward values it needs instead of "
+                    "recomputing them. Run a checkpointed step eagerly, or compile it without checkpointing."
+                )
             ins = [self.ids[(id(x[0]), x[1])] if type(x) is tuple else self.leaf(x) for x in node.inputs]
-            outs = [self._new((id(node), j), node, s, self.trace.dtypes[ins[0]]) for j, s in enumerate(node.shapes)]
             op, attrs = closure_attrs(node.op, node.vjp)
+            dtype = np.dtype(attrs["new"]) if op == "to" else np.result_type(*[self.trace.dtypes[i] for i in ins])
+            outs = [self._new((id(node), j), node, s, dtype) for j, s in enumerate(node.shapes)]
             attrs = {k: self._arg_refs(a) for k, a in attrs.items()}
             self.trace.nodes.append(TNode(op, ins, outs, attrs, node.scope))
 
@@ -399,6 +408,9 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
         rec.capture([root._edge])
         tr = rec.trace
         tr.root = rec.ids[(id(root._edge[0]), root._edge[1])]
+        if tr.dtypes[tr.root] != root.data.dtype:  # each output's dtype is its op's (a cast's is its target)
+            raise CompileError(f"mg.compile: the trace gives the loss dtype {tr.dtypes[tr.root]}, eager made "
+                               f"{root.data.dtype} (an op whose output dtype the trace misreads)")  # fmt: skip
         uses: dict[int, int] = {}
         for n in tr.nodes:  # gradient contributions per leaf (eager calls a leaf's hooks once for each)
             for v in n.ins:
