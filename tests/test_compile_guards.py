@@ -363,3 +363,182 @@ def test_checkpoint_is_refused_saying_why():
 
     with pytest.raises(CompileError, match="'checkpoint'.*reruns its segment's forward"):
         mg.compile(step)(np.ones((6, 1, 3)))
+
+
+# ---------------------------------------------------------------------------
+# 5. An optimizer step inside the compiled step
+# ---------------------------------------------------------------------------
+import models  # noqa: E402
+
+OPTIMIZERS = {
+    "SGD momentum": lambda ps: mg.optim.SGD(ps, lr=0.05, momentum=0.9),
+    "Adam": lambda ps: mg.optim.Adam(ps, lr=0.01),
+}
+
+
+def _gru_training(make_opt, body, compile_it, calls=CALLS):
+    """Losses and final weights of `calls` steps of a GRU + readout trained by `body(opt, params, loss_fn)`."""
+    rnn, head = models.GRU(4, 5, rng=0), mg.nn.Linear(5, 3, rng=1)
+    params = [*rnn.parameters(), *head.parameters()]
+    opt = make_opt(params)
+
+    def loss_of(x, y):
+        out, _ = rnn(x)
+        e = head(out) - y
+        return 0.5 * (e * e).sum()
+
+    step = body(opt, params, loss_of)
+    step = mg.compile(step) if compile_it else step
+    rng, losses = np.random.default_rng(8), []
+    for _ in range(calls):
+        x, y = rng.standard_normal((6, 2, 4)), rng.standard_normal((6, 2, 3))
+        losses.append(float((step(x, y) if compile_it else step(mg.Tensor(x), mg.Tensor(y))).data))
+    return losses, [p.data.copy() for p in params], [None if p.grad is None else p.grad.copy() for p in params], step
+
+
+def _zero_loss_backward_step(opt, params, loss_of):
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_of(x, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _backward_clip_step_zero(opt, params, loss_of):
+    def step(x, y):
+        loss = loss_of(x, y)
+        loss.backward()
+        mg.optim.clip_grad_norm_((p for p in params), 0.5)  # a generator: recorded as its list; it clips
+        opt.step()
+        opt.zero_grad()  # after the step, as some training loops do
+        return loss
+
+    return step
+
+
+def _step_first(opt, params, loss_of):
+    def step(x, y):
+        opt.step()  # the update from the previous call's gradients, before the forward
+        opt.zero_grad()
+        loss = loss_of(x, y)
+        loss.backward()
+        return loss
+
+    return step
+
+
+BODIES = {"zero, backward, step": _zero_loss_backward_step, "backward, clip, step, zero": _backward_clip_step_zero,
+          "step, zero, backward": _step_first}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("body", list(BODIES.values()), ids=list(BODIES))
+def test_an_optimizer_step_inside_the_compiled_step_trains_as_eager(name, body):
+    eager = _gru_training(OPTIMIZERS[name], body, False)
+    compiled = _gru_training(OPTIMIZERS[name], body, True)
+    for k, (a, b) in enumerate(zip(eager[0], compiled[0])):
+        assert abs(a - b) <= 1e-12 * max(1.0, abs(a)), f"loss, call {k}"
+    for a, b in zip(eager[1], compiled[1]):
+        _close(b, a, "weights after 6 steps")
+    for a, b in zip(eager[2], compiled[2]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            _close(b, a, "grads after 6 steps")
+    assert compiled[3].traces == 2 and compiled[3].program is not None
+    assert len(set(eager[0])) == CALLS  # the weights moved: every loss differs
+
+
+def test_a_scheduler_step_inside_the_compiled_step_keeps_eagers_learning_rates():
+    def body(opt, params, loss_of):
+        sched = mg.optim.StepLR(opt, step_size=2, gamma=0.5)
+        inner = _zero_loss_backward_step(opt, params, loss_of)
+
+        def step(x, y):
+            loss = inner(x, y)
+            sched.step()
+            return loss
+
+        step.opt = opt
+        return step
+
+    eager = _gru_training(OPTIMIZERS["SGD momentum"], body, False)
+    compiled = _gru_training(OPTIMIZERS["SGD momentum"], body, True)
+    _close(compiled[0], eager[0], "losses")
+    for a, b in zip(eager[1], compiled[1]):
+        _close(b, a, "weights")
+    assert compiled[3].fn.opt.lr == eager[3].opt.lr == 0.05 * 0.5**3
+
+
+def _w_step(write):
+    """A step on one weight whose `write(W, opt)` runs at the place the test puts it."""
+    W = mg.nn.Parameter(np.ones((3, 3)), name="W")
+    opt = mg.optim.SGD([W], lr=0.1)
+    return W, opt, write
+
+
+@pytest.mark.parametrize(
+    "where, write, message",
+    [
+        ("after", lambda W, opt: W.grad.__imul__(0.5), "writes the .grad of parameter 'W' at the end"),
+        ("after", lambda W, opt: setattr(W, "grad", None), "writes the .grad of parameter 'W' at the end"),
+        ("before", lambda W, opt: W.data.__imul__(0.99), "writes the .data of parameter 'W' before backward"),
+        ("middle", lambda W, opt: opt.step(), "SGD.step\\(\\) runs between the forward and backward"),
+    ],
+    ids=["grad scaled by hand", "grad set to None after backward", "data decayed by hand", "step mid-forward"],
+)
+def test_a_write_to_a_parameter_that_no_recorded_call_makes_is_refused(where, write, message):
+    W, opt, write = _w_step(write)
+
+    def step(x):
+        if where == "before":
+            write(W, opt)
+        h = x @ W
+        if where == "middle":
+            W.grad = np.zeros((3, 3))  # a gradient for opt.step() to apply
+            write(W, opt)
+        loss = (h * 1.0).sum()
+        loss.backward()
+        if where == "after":
+            write(W, opt)
+        return loss
+
+    compiled = mg.compile(step)
+    with pytest.raises(CompileError, match=message):
+        for _ in range(2):  # the first call knows no parameters yet: a write before backward shows in call 2
+            compiled(np.ones((2, 3)))
+
+
+def test_clip_grad_norm_imported_by_name_is_not_recorded_and_so_refused():
+    from minigrad.optim import clip_grad_norm_  # bound before the trace: the tracer cannot see the call
+
+    W, opt, _ = _w_step(None)
+
+    def step(x):
+        loss = (x @ W).sum()
+        loss.backward()
+        clip_grad_norm_([W], 0.1)
+        opt.step()
+        return loss
+
+    with pytest.raises(CompileError, match="writes the .grad of parameter 'W' before SGD.step"):
+        mg.compile(step)(np.ones((2, 3)))
+
+
+def test_train_step_with_the_optimizer_outside_still_trains_as_eager():
+    runs = []
+    for flag in (False, True):
+        rnn, head = models.LSTM(4, 5, rng=0), mg.nn.Linear(5, 3, rng=1)
+        opt = mg.optim.Adam([*rnn.parameters(), *head.parameters()], lr=0.01)
+
+        def loss_fn(out, y, head=head):
+            e = head(out) - y
+            return 0.5 * (e * e).sum()
+
+        step = models.train_step(rnn, loss_fn, opt, compile=flag, max_norm=1.0)
+        rng = np.random.default_rng(9)
+        runs.append([float(step(rng.standard_normal((6, 2, 4)), rng.standard_normal((6, 2, 3))).data)
+                     for _ in range(CALLS)])  # fmt: skip
+    _close(runs[1], runs[0], "losses")

@@ -133,7 +133,14 @@ class Compiled:
                 tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
+        calls = e.trace.calls
+        for c in calls:  # optimizer calls the step made before its forward (trace.py: Call)
+            if not c.after:
+                c.run()
         out = e.replay(args, e.program.params_by_id, e.program.consts)
+        for c in calls:  # and after its backward: optimizer.step() reads the .grad the replay just wrote
+            if c.after:
+                c.run()
         if measure:
             e.replay_peak = tracemalloc.get_traced_memory()[1] - base
             if not was:

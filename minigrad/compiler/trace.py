@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, dataguards, gradnorms, hooks
+from .. import checks, dataguards, gradnorms, hooks, optim
 from .. import tensor as _tensor
 from ..tensor import Tensor
 
-__all__ = ["ArgRef", "CompileError", "TNode", "Trace", "trace_call", "closure_attrs"]
+__all__ = ["ArgRef", "Call", "CompileError", "TNode", "Trace", "trace_call", "closure_attrs"]
 
 
 class CompileError(RuntimeError):
@@ -61,6 +61,28 @@ class ArgRef:
             return a
         value, by = self.replace
         return f"np.where({a} == {value!r}, {by!r}, {a})"
+
+
+@dataclass
+class Call:
+    """An optimizer call the step made (``SGD.step(opt)``, ``clip_grad_norm_(params, 1.0)``), repeated by
+    every replay at the same point: before the program (``after`` False) or after its backward."""
+
+    label: str
+    fn: Any
+    args: tuple
+    kwargs: dict
+    after: bool
+
+    def run(self) -> None:
+        self.fn(*self.args, **self.kwargs)
+
+    def key(self) -> tuple:
+        """What a fingerprint compares: the call, on which objects (by identity), with which values."""
+        parts = [
+            id(a) if isinstance(a, optim.Optimizer | optim.LRScheduler | Tensor) else _stable(a) for a in self.args
+        ]
+        return (self.label, self.after, parts, _stable(self.kwargs))
 
 
 @dataclass
@@ -91,6 +113,7 @@ class Trace:
     returns: Any = None  # the step's result: a value id, or a tuple of them, or None
     guards: list[tuple[ArgRef | None, dataguards.Guard]] = field(default_factory=list)  # facts about arguments
     shared: dict[int, int] = field(default_factory=dict)  # leaf -> gradient contributions, where more than one
+    calls: list[Call] = field(default_factory=list)  # optimizer calls inside the step, in order
 
     def fingerprint(self) -> str:
         """A digest of everything the program depends on: ops, attributes, wiring, shapes, dtypes,
@@ -107,6 +130,7 @@ class Trace:
         if self.seed is not None:
             h.update(np.ascontiguousarray(self.seed).tobytes())
         h.update(repr([(ref, g.what, _stable(g.value)) for ref, g in self.guards]).encode())
+        h.update(repr([c.key() for c in self.calls]).encode())
         return h.hexdigest()
 
     def broken_guard(self, args: tuple) -> str | None:
@@ -143,6 +167,8 @@ def _stable(v: Any) -> Any:
         return tuple((k, _stable(x)) for k, x in sorted(v.items()))
     if isinstance(v, tuple | list):
         return tuple(_stable(x) for x in v)
+    if isinstance(v, Tensor):
+        return ("tensor", id(v))
     if isinstance(v, np.generic):
         return repr(v.item())
     return repr(v)
@@ -214,6 +240,7 @@ class _Recorder:
         self.ids: dict[Any, int] = {}  # id(leaf tensor) or (id(node), index) -> value id
         self.keep: list = []  # the objects behind those ids, alive while the trace is built
         self.backwards = 0
+        self.first_seq: int | None = None  # the tape place of the oldest recorded node
         self.was_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
         self.writes_after_backward = 0
 
@@ -269,6 +296,8 @@ class _Recorder:
                 if type(x) is tuple:
                     stack.append(x[0])
         for node in sorted(found.values(), key=lambda n: n.seq):
+            if self.first_seq is None or node.seq < self.first_seq:
+                self.first_seq = node.seq
             if node.vjp is None:
                 raise CompileError(f"mg.compile: {node!r} was already backpropagated before it was recorded")
             if node.retained is not None and any(type(x) is hooks._Hook for _, x in node.retained):
@@ -370,6 +399,99 @@ class _Recorder:
         return v
 
 
+class _OptimizerCalls:
+    """While a step is traced: ``Optimizer.step`` / ``zero_grad``, ``LRScheduler.step`` and
+    ``optim.clip_grad_norm_`` are wrapped, so that each call the step makes is recorded (``Call``) in
+    order, before or after backward, for the replay to repeat. Between recorded points the parameters
+    are watched: a write to a parameter's ``.data`` (or, after backward, ``.grad``) that no recorded
+    call made would not be repeated by a replay, so it is refused."""
+
+    def __init__(self, rec: _Recorder, watched: list):
+        self.rec, self.calls, self.depth, self.writes = rec, rec.trace.calls, 0, 0
+        self.moves: list[tuple[str, int]] = []  # calls before backward that may move parameters, tape place
+        self.watch(watched)
+        self.patched: list[tuple[Any, str, Any]] = []
+        for cls in _family(optim.Optimizer):
+            for name in ("step", "zero_grad"):
+                self._patch(cls, name, f"{cls.__name__}.{name}")
+        for cls in _family(optim.LRScheduler):
+            self._patch(cls, "step", f"{cls.__name__}.step")
+        self._patch(optim, "clip_grad_norm_", "clip_grad_norm_")
+
+    def _patch(self, owner: Any, name: str, label: str) -> None:
+        real = owner.__dict__.get(name)
+        if real is None:
+            return
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            return self.call(label, real, args, kwargs)
+
+        self.patched.append((owner, name, real))
+        setattr(owner, name, recorded)
+
+    def restore(self) -> None:
+        for owner, name, real in reversed(self.patched):
+            setattr(owner, name, real)
+
+    def call(self, label: str, real: Any, args: tuple, kwargs: dict) -> Any:
+        if self.depth:  # inside a recorded call (a subclass's step calling super().step()): not a new point
+            return real(*args, **kwargs)
+        after = self.rec.backwards > 0
+        self.check(f"before {label}()", grads=after)
+        if label == "clip_grad_norm_" and args:
+            args = (list(args[0]), *args[1:])  # a generator of parameters: the replay needs the list
+        if not after and not label.endswith("zero_grad"):
+            self.before_forward(label)
+        self.depth, w = 1, checks.writes
+        try:
+            out = real(*args, **kwargs)
+        finally:
+            self.depth = 0
+        if after:
+            self.writes += checks.writes - w  # in-place writes the replay repeats by repeating the call
+        self.calls.append(Call(label, real, args, kwargs, after))
+        self.watch()
+        return out
+
+    def before_forward(self, label: str) -> None:
+        """A call before backward that moves parameters must come before the forward's first op."""
+        self.moves.append((label, next(_tensor._seq)))  # its place on the tape (a gap in the numbering is harmless)
+
+    def watch(self, params: list | None = None) -> None:
+        """Remember the parameters' arrays (and copies) as they are now: the last recorded point."""
+        if params is not None:
+            self.params = list({id(p): p for p in params}.values())
+        self.seen = [(p, p.data, p.data.copy(), p._grad, None if p._grad is None else p._grad.copy())
+                     for p in self.params]  # fmt: skip
+
+    def check(self, where: str, grads: bool) -> None:
+        """No parameter was written since the last recorded point (``.grad`` too, after backward)."""
+        for p, data, copy, grad, gcopy in self.seen:
+            what = f"{p.name!r}" if p.name else f"of shape {p.shape}"
+            if p.data is not data or not np.array_equal(p.data, copy, equal_nan=True):
+                written = ".data"
+            elif grads and (p._grad is not grad or gcopy is not None and not np.array_equal(p._grad, gcopy, True)):
+                written = ".grad"
+            else:
+                continue
+            raise CompileError(
+                f"mg.compile: the step writes the {written} of parameter {what} {where}, but not through a recorded "
+                "optimizer call (optimizer.step(), zero_grad(), mg.optim.clip_grad_norm_, a scheduler's step()): "
+                "a replay would not repeat that write. Use the optimizer, or write it outside the compiled step."
+            )
+
+
+def _family(cls: type) -> list[type]:
+    """``cls`` and all its subclasses (iteratively)."""
+    out, stack = [], [cls]
+    while stack:
+        c = stack.pop()
+        if c not in out:
+            out.append(c)
+            stack.extend(c.__subclasses__())
+    return out
+
+
 def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) -> tuple[Any, Trace]:
     """Run ``fn(*args, **kwargs)`` eagerly and record it: (its result, the trace).
 
@@ -405,8 +527,16 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
         if root._edge is None:
             raise CompileError("mg.compile: backward() from a leaf: nothing to compile")
         rec.guards()  # first: a guard's own message names what the library decided from the data
+        calls.check("before backward", grads=False)
         rec.capture([root._edge])
         tr = rec.trace
+        for label, seq in calls.moves:
+            if rec.first_seq is not None and seq > rec.first_seq:
+                raise CompileError(
+                    f"mg.compile: {label}() runs between the forward and backward of the step: a replay runs the "
+                    "optimizer calls before the program or after its backward. Call it before the forward "
+                    "or after backward()."
+                )
         tr.root = rec.ids[(id(root._edge[0]), root._edge[1])]
         if tr.dtypes[tr.root] != root.data.dtype:  # each output's dtype is its op's (a cast's is its target)
             raise CompileError(f"mg.compile: the trace gives the loss dtype {tr.dtypes[tr.root]}, eager made "
@@ -427,25 +557,29 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                     f"mg.compile: the step wrote a parameter's .grad (shape {p.shape}) other than to None"
                 )
         real_backward(root, grad, retain_graph)
-        rec.writes_after_backward = checks.writes  # an optimizer step after this would move it
+        rec.writes_after_backward = checks.writes  # an in-place write after this must be a recorded call's
+        calls.watch([*calls.params, *tr.params.values()])
 
+    calls = _OptimizerCalls(rec, list(known or ()))
     _tensor.backward = recording_backward
     dataguards.recording = declared
     try:
         result = fn(*targs, **kwargs)
+        calls.check("at the end of the step", grads=rec.backwards > 0)
     finally:
         _tensor.backward = real_backward
         dataguards.recording = outer
+        calls.restore()
         for a in flipped:
             a.requires_grad, a._grad = False, None
     if rec.backwards == 0:
         raise CompileError(
             "mg.compile: the step never called backward(): compile a training step (see docs/compiler.md)"
         )
-    if checks.writes != rec.writes_after_backward:
+    if checks.writes != rec.writes_after_backward + calls.writes:
         raise CompileError(
-            "mg.compile: the step writes parameters in place after backward (an optimizer step inside it): "
-            "the replay would not repeat that. Call optimizer.step() outside the compiled step."
+            "mg.compile: the step writes a tensor in place after backward, not through a recorded optimizer call "
+            "(optimizer.step(), zero_grad(), mg.optim.clip_grad_norm_): the replay would not repeat that."
         )
     leaves = [*rec.trace.params.values(), *(a for a in targs if isinstance(a, Tensor))]
     if any(len(hooks._leaf_hooks.get(id(t), (None, ()))[1]) != hooks_before.get(id(t), 0) for t in leaves):
