@@ -11,7 +11,7 @@
     for x, y in batches:
         opt.zero_grad()                       # outside, or p.grad = None inside: both honoured
         loss = step(x, y)                     # a Tensor without a graph; p.grad filled as eagerly
-        opt.step()                            # the optimizer stays outside
+        opt.step()                            # outside, or inside the step after backward: both replay
 
 The contract (docs/compiler.md says why):
 
@@ -24,12 +24,23 @@ The contract (docs/compiler.md says why):
   eagerly; when it keeps differing, a warning says so once and names the first op that differs.
 * Everything that varies between calls must come in as an argument or live in a parameter's
   ``.data`` (read fresh every call). Other arrays the step makes are constants of the program.
-  Python side effects in the step (printing, appending to a list, an optimizer step) happen
-  only in the traced calls; an optimizer step inside is refused.
+  Python side effects in the step (printing, appending to a list) happen only in the traced calls.
+* Data guards (``minigrad/dataguards.py``): what library code decided from an argument's values
+  (``cross_entropy``'s ignored rows, its targets in range) is checked on the fresh arguments
+  before each replay; a difference runs that call eagerly (a structure change: it warns when it
+  repeats). Extreme indices (``max(x, dim=d)``, ``argmax``) used as data are refused by name.
+* Optimizer calls inside the step (``opt.step()``, ``opt.zero_grad()``, a scheduler's ``step()``,
+  ``mg.optim.clip_grad_norm_``) are recorded in order, before the forward or after backward, and
+  every replay makes them again at the same point; any other write to a parameter is refused.
+* Leaf hooks (``p.register_hook``, outside the step) run in the replay as eagerly: in order, before
+  ``.grad`` accumulates; on a leaf with several gradient contributions they are refused (eager
+  calls them once per contribution, the replay has the sum).
 * ``check_every=N`` re-runs the step eagerly every N replays and retraces if its trace changed:
   the guard for data-dependent control flow that the first two calls did not show.
-* Refused with ``CompileError``: anomaly mode, grad-norm recording, ``retain_grad`` in the step,
-  more than one backward, an op without a replay kernel (named), returning values no op made.
+* Refused with ``CompileError``: anomaly mode, grad-norm recording, ``retain_grad``, a non-leaf
+  hook, a hook registered or ``mg.grad`` in the step, more than one backward, an op without a
+  replay kernel (named), ``checkpoint`` (saying why), returning values no op made, extreme
+  indices used as data, a parameter write no recorded optimizer call made.
 """
 
 from __future__ import annotations
