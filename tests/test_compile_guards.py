@@ -123,6 +123,29 @@ def test_targets_that_are_a_piece_of_an_argument_are_refused_by_name():
         mg.compile(step)(np.ones((6, 3)), np.zeros((2, 6), dtype=np.int64))
 
 
+def test_a_single_example_with_a_scalar_target_is_guarded_too():
+    W1, W2 = _twin_params()
+
+    def make(W):
+        def step(x, y):
+            W.grad = None
+            loss = mg.cross_entropy(x @ W, y, ignore_index=-100)  # logits (C,), target a 0-d array
+            loss.backward()
+            return loss
+
+        return step
+
+    eager, compiled = make(W1), mg.compile(make(W2))
+    x = np.random.default_rng(3).standard_normal(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the ignored call's mean over no rows is nan, as in torch
+        for y in (2, 2, 4, -100, 1):
+            l1, l2 = eager(mg.Tensor(x), np.array(y)), compiled(x, np.array(y))
+            np.testing.assert_array_equal(l2.data, l1.data)
+            np.testing.assert_array_equal(W2.grad, W1.grad)
+    assert compiled.traces == 4  # calls 1, 2 traced, 3 replayed, 4 ignored (eager), 5 retraced
+
+
 def test_no_guard_is_recorded_and_no_fact_computed_outside_a_traced_call():
     seen = []
 
