@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import dataguards
 from .ops import _lift, getitem, log_softmax, mean, softmax, sum
 from .tensor import Tensor
 
@@ -44,9 +45,11 @@ def cross_entropy(
             f"cross_entropy: expected logits (N, C) and targets (N,), got logits {logits.shape} and targets {y.shape}"
         )
     n, c = logits.shape
-    ignored = y == ignore_index
-    counted = y[~ignored]
-    if counted.size and (counted.min() < 0 or counted.max() >= c):
+    ignored, in_range = _target_facts(y, ignore_index, c)
+    if dataguards.recording is not None:  # mg.compile: what follows is decided by y's values (dataguards.py)
+        dataguards.depends_on(y, lambda t: _target_facts(t, ignore_index, c), "cross_entropy's targets")
+    if not in_range:
+        counted = y[~ignored]
         raise IndexError(
             f"cross_entropy: targets must lie in [0, {c}) (or equal ignore_index={ignore_index}), "
             f"got range [{counted.min()}, {counted.max()}]"
@@ -54,6 +57,8 @@ def cross_entropy(
     logp = log_softmax(logits, axis=-1)
     # y itself when nothing is ignored: mg.compile then sees the targets' own array and reads it fresh
     safe = np.where(ignored, 0, y) if ignored.any() else y
+    if dataguards.recording is not None and safe is not y:  # a replay recomputes it from the fresh y
+        dataguards.replaced(safe, y, ignore_index, 0)
     picked = getitem(logp, (np.arange(n), safe))  # log p_n[y_n] (row 0 where ignored)
     if not ignored.any() and label_smoothing == 0:
         if reduction == "mean":
@@ -68,6 +73,13 @@ def cross_entropy(
         return loss[0] if single else loss
     total = sum(loss)
     return total if reduction == "sum" else total / float(np.count_nonzero(~ignored))
+
+
+def _target_facts(y: np.ndarray, ignore_index: int, c: int) -> tuple[np.ndarray, bool]:
+    """What cross_entropy decides from the targets' values: which rows are ignored (y_n = ignore_index),
+    and whether every other target lies in [0, C)."""
+    ignored = y == ignore_index
+    return ignored, bool(((y >= 0) & (y < c) | ignored).all())
 
 
 def mse_loss(pred: Tensor, target: Any) -> Tensor:

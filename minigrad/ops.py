@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import buffers
+from . import buffers, dataguards
 from .arrays import as_array
 from .tensor import Tensor
 
@@ -851,9 +851,12 @@ def _arg(op: str, f: Any, x: Tensor, dim: int | None, keepdim: bool) -> Tensor:
         raise ValueError(f"{op} of an empty tensor of shape {x.shape}")
     if dim is None:  # the index into the flattened tensor, as torch
         i = np.asarray(f(x.data), dtype=np.int64)
-        return Tensor(i.reshape((1,) * x.ndim) if keepdim else i)
-    d = _dim(op, dim, x.ndim)
-    return Tensor(np.asarray(f(x.data, axis=d, keepdims=keepdim), dtype=np.int64))
+        i = i.reshape((1,) * x.ndim) if keepdim else i
+    else:
+        i = np.asarray(f(x.data, axis=_dim(op, dim, x.ndim), keepdims=keepdim), dtype=np.int64)
+    if dataguards.recording is not None:  # mg.compile: made from forward values, not data to bake (dataguards.py)
+        dataguards.derived(i, f"{op}'s indices")
+    return Tensor(i)
 
 
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None) -> Tensor:
@@ -889,7 +892,10 @@ def _extreme_along(op: str, x: Tensor, dim: Any, axis: Any, keepdims: Any, keepd
         return (dx,)
 
     values = _make(y if keep else np.squeeze(y, axis=d), op, (x,), vjp)
-    return ValuesIndices(values, Tensor(idx if keep else np.squeeze(idx, axis=d)))
+    indices = idx if keep else np.squeeze(idx, axis=d)
+    if dataguards.recording is not None:  # mg.compile: made from forward values, not data to bake (dataguards.py)
+        dataguards.derived(indices, f"{op}(dim=)'s indices")
+    return ValuesIndices(values, Tensor(indices))
 
 
 class ValuesIndices(tuple):
@@ -945,7 +951,7 @@ def to(x: Tensor, dtype: Any) -> Tensor:
     if dtype.kind != "f":  # an integer or bool result takes no gradient: a constant
         return Tensor(x.data.astype(dtype))
     old = x.dtype  # δx = δy cast back to x's dtype
-    return _make(x.data.astype(dtype), "to", (x,), lambda g: (g.astype(old),))
+    return _make(x.data.astype(dtype), "to", (x,), lambda g, new=dtype: (g.astype(old),))  # new: read by mg.compile
 
 
 __all__ += [

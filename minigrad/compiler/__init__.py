@@ -11,7 +11,7 @@
     for x, y in batches:
         opt.zero_grad()                       # outside, or p.grad = None inside: both honoured
         loss = step(x, y)                     # a Tensor without a graph; p.grad filled as eagerly
-        opt.step()                            # the optimizer stays outside
+        opt.step()                            # outside, or inside the step after backward: both replay
 
 The contract (docs/compiler.md says why):
 
@@ -24,12 +24,23 @@ The contract (docs/compiler.md says why):
   eagerly; when it keeps differing, a warning says so once and names the first op that differs.
 * Everything that varies between calls must come in as an argument or live in a parameter's
   ``.data`` (read fresh every call). Other arrays the step makes are constants of the program.
-  Python side effects in the step (printing, appending to a list, an optimizer step) happen
-  only in the traced calls; an optimizer step inside is refused.
+  Python side effects in the step (printing, appending to a list) happen only in the traced calls.
+* Data guards (``minigrad/dataguards.py``): what library code decided from an argument's values
+  (``cross_entropy``'s ignored rows, its targets in range) is checked on the fresh arguments
+  before each replay; a difference runs that call eagerly (a structure change: it warns when it
+  repeats). Extreme indices (``max(x, dim=d)``, ``argmax``) used as data are refused by name.
+* Optimizer calls inside the step (``opt.step()``, ``opt.zero_grad()``, a scheduler's ``step()``,
+  ``mg.optim.clip_grad_norm_``) are recorded in order, before the forward or after backward, and
+  every replay makes them again at the same point; any other write to a parameter is refused.
+* Leaf hooks (``p.register_hook``, outside the step) run in the replay as eagerly: in order, before
+  ``.grad`` accumulates; on a leaf with several gradient contributions they are refused (eager
+  calls them once per contribution, the replay has the sum).
 * ``check_every=N`` re-runs the step eagerly every N replays and retraces if its trace changed:
   the guard for data-dependent control flow that the first two calls did not show.
-* Refused with ``CompileError``: anomaly mode, grad-norm recording, ``retain_grad`` in the step,
-  more than one backward, an op without a replay kernel (named), returning values no op made.
+* Refused with ``CompileError``: anomaly mode, grad-norm recording, ``retain_grad``, a non-leaf
+  hook, a hook registered or ``mg.grad`` in the step, more than one backward, an op without a
+  replay kernel (named), ``checkpoint`` (saying why), returning values no op made, extreme
+  indices used as data, a parameter write no recorded optimizer call made.
 """
 
 from __future__ import annotations
@@ -43,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, gradnorms
+from .. import checks, dataguards, gradnorms, hooks
 from ..tensor import Tensor
 from . import passes
 from .program import Program
@@ -117,6 +128,10 @@ class Compiled:
             if self.check_every and entry.replays and entry.replays % self.check_every == 0:
                 entry.replays += 1
                 return self._trace(key, targs, entry)  # an eager check: retraces if the structure moved
+            if entry.trace.guards and entry.trace.broken_guard(targs) is not None:
+                return self._trace(key, targs, entry)  # the data decide another structure: this call runs eagerly
+            if hooks.active:
+                entry.trace.check_hooks(targs)  # a hook registered since the trace, on a leaf used several times
             entry.replays += 1
             return self._replay(entry, targs)
         return self._trace(key, targs, entry)
@@ -129,7 +144,14 @@ class Compiled:
                 tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
+        calls = e.trace.calls
+        for c in calls:  # optimizer calls the step made before its forward (trace.py: Call)
+            if not c.after:
+                c.run()
         out = e.replay(args, e.program.params_by_id, e.program.consts)
+        for c in calls:  # and after its backward: optimizer.step() reads the .grad the replay just wrote
+            if c.after:
+                c.run()
         if measure:
             e.replay_peak = tracemalloc.get_traced_memory()[1] - base
             if not was:
@@ -186,7 +208,10 @@ class Compiled:
 
 
 def _first_difference(a: Trace, b: Trace) -> str:
-    """Where two traces part: the first op that differs, or what else does."""
+    """Where two traces part: a guarded fact (dataguards.py), the first op that differs, or what else does."""
+    for (_, g), (_, h) in zip(a.guards, b.guards):
+        if g.what != h.what or not dataguards.same(g.value, h.value):
+            return f"the values of {g.what} decided a different structure"
     for k, (m, n) in enumerate(zip(a.nodes, b.nodes)):
         if (m.op, m.ins, m.outs) != (n.op, n.ins, n.outs) or repr(m.attrs) != repr(n.attrs):
             return f"first at op {k}: {m.op} in scope {m.scope!r} became {n.op} in scope {n.scope!r}"

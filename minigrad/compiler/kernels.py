@@ -316,3 +316,8 @@ HELPERS: dict[str, Any] = {
     "_win": _win,
     "_inside": _inside,
 }
+
+
+# the cast x.to(dtype) / .float() / .double(): y = x in the new dtype, δx = δy cast back to x's dtype
+KERNELS["to"] = Kernel(lambda n: f"{n.y} = {n.x[0]}.astype(np.{np.dtype(n.a['new']).name})",
+                       [lambda n: f"{n.g}.astype(np.{np.dtype(n.a['old']).name})"])  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import hooks
 from .kernels import HELPERS
 from .program import Program
 
@@ -28,7 +29,13 @@ __all__ = ["generate", "grad_into"]
 def grad_into(t: Any, g: np.ndarray, clear: bool, own: bool = False) -> None:
     """t.grad += g, as eager backward accumulates (a copy first: g may be a program buffer);
     ``clear``: the step set t.grad = None before its backward, so the sum starts afresh;
-    ``own``: g is an array this replay made and no one else holds (``hand_over_grads``): kept as it is."""
+    ``own``: g is an array this replay made and no one else holds (``hand_over_grads``): kept as it is.
+    The leaf's hooks (``register_hook``) run first, in order, as eager ``_accumulate`` runs them."""
+    if hooks.active:
+        h = hooks.at_leaf(t, g)
+        if h is None:  # mg.grad is collecting: no .grad
+            return
+        own, g = own and h is g, h  # a hook's own array is the user's: copied
     if clear or t._grad is None:
         t._grad = g if own and g.dtype == t.data.dtype and g.flags.c_contiguous else np.array(g, dtype=t.data.dtype)
     else:

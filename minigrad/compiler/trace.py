@@ -20,6 +20,11 @@ between traces, so a fresh random mask shows up as a change).
 Arguments that do not require grad are switched to ``requires_grad=True`` for the traced call
 only, so that every op on them is recorded instead of happening invisibly in numpy; their
 gradients are removed by the dead-code pass, and their ``.grad`` is restored afterwards.
+
+*Guards* (``minigrad/dataguards.py``): library code that decides its structure from an array's
+values (``cross_entropy``'s ignored rows) declares it while the call is traced; the trace keeps
+each such fact with the argument it is about (``Trace.guards``), and a replay first checks the
+facts on the fresh arguments (``Trace.broken_guard``): if one differs, that call runs eagerly.
 """
 
 from __future__ import annotations
@@ -30,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, gradnorms
+from .. import checks, dataguards, gradnorms, hooks, optim
 from .. import tensor as _tensor
 from ..tensor import Tensor
 
-__all__ = ["ArgRef", "CompileError", "TNode", "Trace", "trace_call", "closure_attrs"]
+__all__ = ["ArgRef", "Call", "CompileError", "TNode", "Trace", "trace_call", "closure_attrs"]
 
 
 class CompileError(RuntimeError):
@@ -43,13 +48,41 @@ class CompileError(RuntimeError):
 
 @dataclass(frozen=True)
 class ArgRef:
-    """An attribute that is argument ``index``'s data, in ``shape`` (read fresh on every replay)."""
+    """An attribute that is argument ``index``'s data, in ``shape`` (read fresh on every replay);
+    ``replace=(value, by)``: with its entries equal to ``value`` set to ``by`` (dataguards.replaced)."""
 
     index: int
     shape: tuple
+    replace: tuple | None = None
 
     def code(self) -> str:
-        return f"_in[{self.index}].data.reshape({self.shape!r})"
+        a = f"_in[{self.index}].data.reshape({self.shape!r})"
+        if self.replace is None:
+            return a
+        value, by = self.replace
+        return f"np.where({a} == {value!r}, {by!r}, {a})"
+
+
+@dataclass
+class Call:
+    """An optimizer call the step made (``SGD.step(opt)``, ``clip_grad_norm_(params, 1.0)``), repeated by
+    every replay at the same point: before the program (``after`` False) or after its backward."""
+
+    label: str
+    fn: Any
+    args: tuple
+    kwargs: dict
+    after: bool
+
+    def run(self) -> None:
+        self.fn(*self.args, **self.kwargs)
+
+    def key(self) -> tuple:
+        """What a fingerprint compares: the call, on which objects (by identity), with which values."""
+        parts = [
+            id(a) if isinstance(a, optim.Optimizer | optim.LRScheduler | Tensor) else _stable(a) for a in self.args
+        ]
+        return (self.label, self.after, parts, _stable(self.kwargs))
 
 
 @dataclass
@@ -78,6 +111,9 @@ class Trace:
     root: int | None = None  # the value backward started from
     seed: np.ndarray | None = None  # δroot (ones for a scalar root)
     returns: Any = None  # the step's result: a value id, or a tuple of them, or None
+    guards: list[tuple[ArgRef | None, dataguards.Guard]] = field(default_factory=list)  # facts about arguments
+    shared: dict[int, int] = field(default_factory=dict)  # leaf -> gradient contributions, where more than one
+    calls: list[Call] = field(default_factory=list)  # optimizer calls inside the step, in order
 
     def fingerprint(self) -> str:
         """A digest of everything the program depends on: ops, attributes, wiring, shapes, dtypes,
@@ -93,7 +129,30 @@ class Trace:
         h.update(repr((self.root, sorted(self.needs_grad), self.returns)).encode())
         if self.seed is not None:
             h.update(np.ascontiguousarray(self.seed).tobytes())
+        h.update(repr([(ref, g.what, _stable(g.value)) for ref, g in self.guards]).encode())
+        h.update(repr([c.key() for c in self.calls]).encode())
         return h.hexdigest()
+
+    def broken_guard(self, args: tuple) -> str | None:
+        """The first guard whose facts differ on these arguments (its ``what``), or None: replay."""
+        for ref, g in self.guards:
+            if ref is not None and not g.holds(args[ref.index].data.reshape(ref.shape)):
+                return g.what
+        return None
+
+    def check_hooks(self, args: tuple) -> None:
+        """Refuse a hook on a leaf with several gradient contributions: eager backward calls it once per
+        contribution, the replay has their sum only (one hook call on a leaf used once is exact)."""
+        for v, count in self.shared.items():
+            t = self.params[v] if v in self.params else args[self.inputs[v]]
+            entry = hooks._leaf_hooks.get(id(t))
+            if entry is not None and entry[0]() is t and entry[1]:
+                what = f"{t.name!r}" if t.name else f"of shape {t.shape}"
+                raise CompileError(
+                    f"mg.compile: a hook (register_hook) on the leaf {what}, which receives {count} gradient "
+                    "contributions in this step: eager backward calls the hook once per contribution, the replay "
+                    "computes only their sum. Run this step eagerly, or hook a leaf that is used once."
+                )
 
     def describe(self, k: int) -> str:
         n = self.nodes[k]
@@ -108,6 +167,10 @@ def _stable(v: Any) -> Any:
         return tuple((k, _stable(x)) for k, x in sorted(v.items()))
     if isinstance(v, tuple | list):
         return tuple(_stable(x) for x in v)
+    if isinstance(v, Tensor):
+        return ("tensor", id(v))
+    if isinstance(v, np.generic):
+        return repr(v.item())
     return repr(v)
 
 
@@ -130,6 +193,7 @@ ATTRS: dict[str, tuple[str, ...]] = {
     "softmax": ("axis",),
     "log_softmax": ("axis",),
     "embedding": ("idx",),
+    "to": ("old", "new"),
 }
 # Ops that one name covers with two VJPs: ``max(x, dim=d)`` returns (values, indices) and its VJP
 # holds the dim ``d``, not ``axes``; the trace records it as its own op.
@@ -169,12 +233,14 @@ def closure_attrs(op: str, vjp: Any) -> tuple[str, dict[str, Any]]:
 class _Recorder:
     """The state of one traced call: value ids for leaves and node outputs, and the trace."""
 
-    def __init__(self, args: list):
+    def __init__(self, args: list, declared: dataguards.Recording):
         self.args = args
+        self.declared = declared  # what library code declared while this call ran (dataguards.py)
         self.trace = Trace()
         self.ids: dict[Any, int] = {}  # id(leaf tensor) or (id(node), index) -> value id
         self.keep: list = []  # the objects behind those ids, alive while the trace is built
         self.backwards = 0
+        self.first_seq: int | None = None  # the tape place of the oldest recorded node
         self.was_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
         self.writes_after_backward = 0
 
@@ -207,6 +273,7 @@ class _Recorder:
             src = self.ids[(id(cut), t._cut_from[1])]
             self.trace.nodes.append(TNode("detach", [src], [v], {}))
             return v
+        self._not_derived(t.data, f"a constant tensor of shape {t.shape}")
         for i, a in enumerate(self.args):
             if isinstance(a, Tensor) and np.may_share_memory(a.data, t.data):
                 raise CompileError(
@@ -229,18 +296,45 @@ class _Recorder:
                 if type(x) is tuple:
                     stack.append(x[0])
         for node in sorted(found.values(), key=lambda n: n.seq):
+            if self.first_seq is None or node.seq < self.first_seq:
+                self.first_seq = node.seq
             if node.vjp is None:
                 raise CompileError(f"mg.compile: {node!r} was already backpropagated before it was recorded")
+            if node.retained is not None and any(type(x) is hooks._Hook for _, x in node.retained):
+                raise CompileError(
+                    f"mg.compile: register_hook on a non-leaf tensor (the result of {node.op!r}, shape "
+                    f"{node.shape}) inside a compiled step is not supported: the replay's backward is one flat "
+                    "numpy program with no place to call a Python function between ops. Hook a parameter "
+                    "(leaf hooks replay, registered outside the step), or run this step eagerly."
+                )
             if node.retained is not None:
                 raise CompileError(
                     "mg.compile: retain_grad() inside a compiled step is not supported (the replay keeps "
                     "no per-node gradients); run that step eagerly"
                 )
+            if node.op == "checkpoint":
+                raise CompileError(
+                    "mg.compile: 'checkpoint' (models.checkpointed) cannot be replayed: its backward reruns its "
+                    "segment's forward eagerly inside the VJP (a graph made and walked during backward), which a "
+                    "flat program has no place for, and the replay keeps the forward values it needs instead of "
+                    "recomputing them. Run a checkpointed step eagerly, or compile it without checkpointing."
+                )
             ins = [self.ids[(id(x[0]), x[1])] if type(x) is tuple else self.leaf(x) for x in node.inputs]
-            outs = [self._new((id(node), j), node, s, self.trace.dtypes[ins[0]]) for j, s in enumerate(node.shapes)]
             op, attrs = closure_attrs(node.op, node.vjp)
+            dtype = np.dtype(attrs["new"]) if op == "to" else np.result_type(*[self.trace.dtypes[i] for i in ins])
+            outs = [self._new((id(node), j), node, s, dtype) for j, s in enumerate(node.shapes)]
             attrs = {k: self._arg_refs(a) for k, a in attrs.items()}
             self.trace.nodes.append(TNode(op, ins, outs, attrs, node.scope))
+
+    def _argument(self, a: np.ndarray) -> tuple[int, bool] | None:
+        """(i, whole): ``a`` is argument i's data (whole, perhaps reshaped) or a piece of it; None."""
+        for i, arg in enumerate(self.args):
+            d = arg.data if isinstance(arg, Tensor) else None
+            if d is None or not np.may_share_memory(a, d):
+                continue
+            same_start = a.__array_interface__["data"][0] == d.__array_interface__["data"][0]
+            return i, a is d or same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous
+        return None
 
     def _arg_refs(self, a: Any) -> Any:
         """An attribute array that is an argument's data (integer targets in an index) as ``ArgRef``."""
@@ -248,17 +342,43 @@ class _Recorder:
             return tuple(self._arg_refs(x) for x in a)
         if not isinstance(a, np.ndarray):
             return a
-        for i, arg in enumerate(self.args):
-            d = arg.data if isinstance(arg, Tensor) else None
-            if d is None or not np.may_share_memory(a, d):
-                continue
-            same_start = a.__array_interface__["data"][0] == d.__array_interface__["data"][0]
-            if a is d or same_start and a.size == d.size and a.flags.c_contiguous and d.flags.c_contiguous:
-                return ArgRef(i, a.shape)  # the argument itself, perhaps reshaped
+        where = self._argument(a)
+        if where is None:
+            for out, source, value, by in self.declared.replaced:
+                if a is out and (src := self._argument(source)) is not None and src[1]:
+                    return ArgRef(src[0], source.shape, (value, by))  # recomputed from the fresh argument
+            self._not_derived(a, f"an index of shape {a.shape}")
+            return a
+        if where[1]:
+            return ArgRef(where[0], a.shape)  # the argument itself, perhaps reshaped
+        raise CompileError(
+            f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {where[0]}; pass it whole"
+        )
+
+    def _not_derived(self, a: np.ndarray, role: str) -> None:
+        """Refuse a constant made from forward values (dataguards.derived): a replay would bake it."""
+        what = self.declared.derived_from(a)
+        if what is not None:
             raise CompileError(
-                f"mg.compile: an op's attribute of shape {a.shape} is a piece of argument {i}; pass it whole"
+                f"mg.compile: {what} are used as data later in the step ({role}): they are computed from "
+                "forward values, so a replay would reuse the traced call's instead of recomputing them. Use only "
+                "the values (max(x, dim=d).values replays), or run this step eagerly."
             )
-        return a
+
+    def guards(self) -> None:
+        """Keep the facts the library declared (dataguards.py) so far, each with the argument it is about."""
+        for g in self.declared.guards[len(self.trace.guards) :]:
+            where = self._argument(g.array)
+            if where is None:  # not an argument: a constant of the step, its facts are in the fingerprint
+                self._not_derived(g.array, g.what)
+                self.trace.guards.append((None, g))
+            elif where[1]:
+                self.trace.guards.append((ArgRef(where[0], g.array.shape), g))
+            else:
+                raise CompileError(
+                    f"mg.compile: {g.what} (shape {g.array.shape}) are a piece of argument {where[0]}: the replay "
+                    "checks what the step decided from their values on the argument, so pass them as an argument whole"
+                )
 
     def value_of(self, t: Tensor) -> int:
         """The value id of a tensor the step returns (a detached tensor: the value it was cut from)."""
@@ -279,6 +399,99 @@ class _Recorder:
         return v
 
 
+class _OptimizerCalls:
+    """While a step is traced: ``Optimizer.step`` / ``zero_grad``, ``LRScheduler.step`` and
+    ``optim.clip_grad_norm_`` are wrapped, so that each call the step makes is recorded (``Call``) in
+    order, before or after backward, for the replay to repeat. Between recorded points the parameters
+    are watched: a write to a parameter's ``.data`` (or, after backward, ``.grad``) that no recorded
+    call made would not be repeated by a replay, so it is refused."""
+
+    def __init__(self, rec: _Recorder, watched: list):
+        self.rec, self.calls, self.depth, self.writes = rec, rec.trace.calls, 0, 0
+        self.moves: list[tuple[str, int]] = []  # calls before backward that may move parameters, tape place
+        self.watch(watched)
+        self.patched: list[tuple[Any, str, Any]] = []
+        for cls in _family(optim.Optimizer):
+            for name in ("step", "zero_grad"):
+                self._patch(cls, name, f"{cls.__name__}.{name}")
+        for cls in _family(optim.LRScheduler):
+            self._patch(cls, "step", f"{cls.__name__}.step")
+        self._patch(optim, "clip_grad_norm_", "clip_grad_norm_")
+
+    def _patch(self, owner: Any, name: str, label: str) -> None:
+        real = owner.__dict__.get(name)
+        if real is None:
+            return
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            return self.call(label, real, args, kwargs)
+
+        self.patched.append((owner, name, real))
+        setattr(owner, name, recorded)
+
+    def restore(self) -> None:
+        for owner, name, real in reversed(self.patched):
+            setattr(owner, name, real)
+
+    def call(self, label: str, real: Any, args: tuple, kwargs: dict) -> Any:
+        if self.depth:  # inside a recorded call (a subclass's step calling super().step()): not a new point
+            return real(*args, **kwargs)
+        after = self.rec.backwards > 0
+        self.check(f"before {label}()", grads=after)
+        if label == "clip_grad_norm_" and args:
+            args = (list(args[0]), *args[1:])  # a generator of parameters: the replay needs the list
+        if not after and not label.endswith("zero_grad"):
+            self.before_forward(label)
+        self.depth, w = 1, checks.writes
+        try:
+            out = real(*args, **kwargs)
+        finally:
+            self.depth = 0
+        if after:
+            self.writes += checks.writes - w  # in-place writes the replay repeats by repeating the call
+        self.calls.append(Call(label, real, args, kwargs, after))
+        self.watch()
+        return out
+
+    def before_forward(self, label: str) -> None:
+        """A call before backward that moves parameters must come before the forward's first op."""
+        self.moves.append((label, next(_tensor._seq)))  # its place on the tape (a gap in the numbering is harmless)
+
+    def watch(self, params: list | None = None) -> None:
+        """Remember the parameters' arrays (and copies) as they are now: the last recorded point."""
+        if params is not None:
+            self.params = list({id(p): p for p in params}.values())
+        self.seen = [(p, p.data, p.data.copy(), p._grad, None if p._grad is None else p._grad.copy())
+                     for p in self.params]  # fmt: skip
+
+    def check(self, where: str, grads: bool) -> None:
+        """No parameter was written since the last recorded point (``.grad`` too, after backward)."""
+        for p, data, copy, grad, gcopy in self.seen:
+            what = f"{p.name!r}" if p.name else f"of shape {p.shape}"
+            if p.data is not data or not np.array_equal(p.data, copy, equal_nan=True):
+                written = ".data"
+            elif grads and (p._grad is not grad or gcopy is not None and not np.array_equal(p._grad, gcopy, True)):
+                written = ".grad"
+            else:
+                continue
+            raise CompileError(
+                f"mg.compile: the step writes the {written} of parameter {what} {where}, but not through a recorded "
+                "optimizer call (optimizer.step(), zero_grad(), mg.optim.clip_grad_norm_, a scheduler's step()): "
+                "a replay would not repeat that write. Use the optimizer, or write it outside the compiled step."
+            )
+
+
+def _family(cls: type) -> list[type]:
+    """``cls`` and all its subclasses (iteratively)."""
+    out, stack = [], [cls]
+    while stack:
+        c = stack.pop()
+        if c not in out:
+            out.append(c)
+            stack.extend(c.__subclasses__())
+    return out
+
+
 def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) -> tuple[Any, Trace]:
     """Run ``fn(*args, **kwargs)`` eagerly and record it: (its result, the trace).
 
@@ -289,7 +502,8 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
     if gradnorms.recording:
         raise CompileError("mg.compile: record_grad_norms() is not supported under compile: run eagerly")
     targs = [a if isinstance(a, Tensor) or not isinstance(a, np.ndarray) else Tensor(a) for a in args]
-    rec = _Recorder(targs)
+    declared = dataguards.Recording()
+    rec = _Recorder(targs, declared)
     flipped = []
     for a in targs:
         if isinstance(a, Tensor):
@@ -297,17 +511,42 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                 a.requires_grad = True  # record every op on it (see the module docstring)
                 flipped.append(a)
     params_before = {id(p): p._grad for p in known or ()}
+    hooks_before = {k: len(e[1]) for k, e in hooks._leaf_hooks.items()}
     real_backward = _tensor.backward
+    outer = dataguards.recording
 
     def recording_backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
         rec.backwards += 1
+        if hooks.collecting:
+            raise CompileError(
+                "mg.compile: mg.grad(...) inside a compiled step is not supported: the replay fills .grad and "
+                "returns only the step's result. Call loss.backward() in the step and read p.grad."
+            )
         if rec.backwards > 1:
             raise CompileError("mg.compile: the step calls backward() more than once; compile one backward per step")
         if root._edge is None:
             raise CompileError("mg.compile: backward() from a leaf: nothing to compile")
+        rec.guards()  # first: a guard's own message names what the library decided from the data
+        calls.check("before backward", grads=False)
         rec.capture([root._edge])
         tr = rec.trace
+        for label, seq in calls.moves:
+            if rec.first_seq is not None and seq > rec.first_seq:
+                raise CompileError(
+                    f"mg.compile: {label}() runs between the forward and backward of the step: a replay runs the "
+                    "optimizer calls before the program or after its backward. Call it before the forward "
+                    "or after backward()."
+                )
         tr.root = rec.ids[(id(root._edge[0]), root._edge[1])]
+        if tr.dtypes[tr.root] != root.data.dtype:  # each output's dtype is its op's (a cast's is its target)
+            raise CompileError(f"mg.compile: the trace gives the loss dtype {tr.dtypes[tr.root]}, eager made "
+                               f"{root.data.dtype} (an op whose output dtype the trace misreads)")  # fmt: skip
+        uses: dict[int, int] = {}
+        for n in tr.nodes:  # gradient contributions per leaf (eager calls a leaf's hooks once for each)
+            for v in n.ins:
+                if v in tr.needs_grad:
+                    uses[v] = uses.get(v, 0) + 1
+        tr.shared = {v: k for v, k in uses.items() if k > 1}
         tr.seed = np.array(_tensor._seed(root, grad))
         for v, p in tr.params.items():  # the step set p.grad = None itself (zero_grad inside the step)?
             before = params_before.get(id(p), p._grad)
@@ -318,25 +557,39 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                     f"mg.compile: the step wrote a parameter's .grad (shape {p.shape}) other than to None"
                 )
         real_backward(root, grad, retain_graph)
-        rec.writes_after_backward = checks.writes  # an optimizer step after this would move it
+        rec.writes_after_backward = checks.writes  # an in-place write after this must be a recorded call's
+        calls.watch([*calls.params, *tr.params.values()])
 
+    calls = _OptimizerCalls(rec, list(known or ()))
     _tensor.backward = recording_backward
+    dataguards.recording = declared
     try:
         result = fn(*targs, **kwargs)
+        calls.check("at the end of the step", grads=rec.backwards > 0)
     finally:
         _tensor.backward = real_backward
+        dataguards.recording = outer
+        calls.restore()
         for a in flipped:
             a.requires_grad, a._grad = False, None
     if rec.backwards == 0:
         raise CompileError(
             "mg.compile: the step never called backward(): compile a training step (see docs/compiler.md)"
         )
-    if checks.writes != rec.writes_after_backward:
+    if checks.writes != rec.writes_after_backward + calls.writes:
         raise CompileError(
-            "mg.compile: the step writes parameters in place after backward (an optimizer step inside it): "
-            "the replay would not repeat that. Call optimizer.step() outside the compiled step."
+            "mg.compile: the step writes a tensor in place after backward, not through a recorded optimizer call "
+            "(optimizer.step(), zero_grad(), mg.optim.clip_grad_norm_): the replay would not repeat that."
         )
+    leaves = [*rec.trace.params.values(), *(a for a in targs if isinstance(a, Tensor))]
+    if any(len(hooks._leaf_hooks.get(id(t), (None, ()))[1]) != hooks_before.get(id(t), 0) for t in leaves):
+        raise CompileError(
+            "mg.compile: the step registers (or removes) a hook on a leaf: that happens on every eager call but "
+            "never in a replay. Register the hook once, outside the compiled step."
+        )
+    rec.trace.check_hooks(tuple(targs))
     rec.trace.returns = _returns(rec, result)
+    rec.guards()
     return result, rec.trace
 
 
