@@ -47,6 +47,7 @@ MODELS = ("tests/test_models.py", "tests/test_reference.py")
 TRUNC = ("tests/test_truncation.py", "tests/test_missed_behaviours.py")
 OPTIM = ("tests/test_missed_behaviours.py", "tests/test_engine.py", "tests/test_reliability.py")
 SAVE = ("tests/test_missed_behaviours.py", "tests/test_serialization.py")
+COMPILE = ("tests/test_compile.py", "tests/test_compare.py")
 
 MUTATIONS: list[Mutation] = [
     # -- the ten the first round of planted bugs slipped past (issue 17) ----------------------
@@ -276,6 +277,49 @@ MUTATIONS: list[Mutation] = [
         "                node.vjp = None  # drop the closure: frees the arrays it saved",
         "                pass",
         ENGINE,
+    ),
+    # -- the compiler: a pass or a guard that would make a replay silently differ from eager ----
+    Mutation(
+        "common_subexpressions ignores attributes",
+        "minigrad/compiler/passes.py",
+        "key = (n.op, tuple(ins), _stable(n.attrs), tuple(tr.shapes[o] for o in n.outs))",
+        "key = (n.op, tuple(ins), tuple(tr.shapes[o] for o in n.outs))",
+        COMPILE,
+    ),
+    Mutation(
+        "merged projection unbinds the chunks in reverse order",
+        "minigrad/compiler/passes.py",
+        'TNode("unbind", [S], [o for *_, u in chains for o in u.outs], {"axis": 0}, m0.scope),',
+        'TNode("unbind", [S], [o for *_, u in chains[::-1] for o in u.outs], {"axis": 0}, m0.scope),',
+        COMPILE,
+    ),
+    Mutation(
+        "fold_zero_constants folds any constant",
+        "minigrad/compiler/passes.py",
+        "c.size and not np.any(c)",
+        "c.size",
+        COMPILE,
+    ),
+    Mutation(
+        "δa_t written over a row that was rebound to a new array",
+        "minigrad/compiler/passes.py",
+        "if len(rows) != 1 or rows[0] in rebound or",
+        "if len(rows) != 1 or",
+        COMPILE,
+    ),
+    Mutation(
+        "hand_over_grads hands over a gradient it did not make (shared by two leaves)",
+        "minigrad/compiler/passes.py",
+        'and re.fullmatch(rf"{g} = [^=]*\\w(\\.T)? @ [^=]+", own[0])',
+        "and True",
+        COMPILE,
+    ),
+    Mutation(
+        "a replay ignores cross_entropy's data guards",
+        "minigrad/compiler/__init__.py",
+        "if entry.trace.guards and entry.trace.broken_guard(targs) is not None:",
+        "if False:",
+        ("tests/test_compile_guards.py",),
     ),
 ]
 
