@@ -393,6 +393,7 @@ def _minigrad_train_step(p: Problem) -> tuple[Callable[..., mg.Tensor], Any, tup
     def step(x: mg.Tensor, target: mg.Tensor) -> mg.Tensor:
         for q in params:
             q.grad = None
+        x.grad = None  # as torch.nn's step does: dL/dx of this step, not a running sum
         out, _ = layer(x)
         e = out @ head[0].T + head[1] - target  # the readout
         loss = 0.5 * (e * e).sum()  # L = ½ Σ e ⊙ e

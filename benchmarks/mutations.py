@@ -310,8 +310,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "hand_over_grads hands over a gradient it did not make (shared by two leaves)",
         "minigrad/compiler/passes.py",
-        'and re.fullmatch(rf"{g} = [^=]*\\w(\\.T)? @ [^=]+", own[0])',
-        "and True",
+        'if re.fullmatch(rf"{g} = [^=]*\\w(\\.T)? @ [^=]+", own[0]):',
+        "if True:",
         COMPILE,
     ),
     Mutation(

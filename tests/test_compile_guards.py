@@ -565,3 +565,42 @@ def test_train_step_with_the_optimizer_outside_still_trains_as_eager():
         runs.append([float(step(rng.standard_normal((6, 2, 4)), rng.standard_normal((6, 2, 3))).data)
                      for _ in range(CALLS)])  # fmt: skip
     _close(runs[1], runs[0], "losses")
+
+
+# ---------------------------------------------------------------------------
+# .grad at the start of a call: whether the step clears it is seen only where there was one
+# ---------------------------------------------------------------------------
+def _grad_loop(clear_x: bool, clear_w: bool, outside: list, compiled: bool) -> list:
+    """x.grad[0, 0] and W.grad[0, 0] after each of five calls with the same x tensor; ``outside[k]``:
+    W.grad is set to None before call k, outside the step."""
+    W = mg.nn.Parameter(np.ones((3, 2)))
+    x = mg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+
+    def step(x):
+        if clear_w:
+            W.grad = None
+        if clear_x:
+            x.grad = None
+        loss = ((x @ W) ** 2).sum()
+        loss.backward()
+        return loss
+
+    run = mg.compile(step) if compiled else step
+    seen = []
+    for k in range(5):
+        if outside[k]:
+            W.grad = None
+        run(x)
+        seen.append((float(x.grad[0, 0]), float(W.grad[0, 0])))
+    return seen
+
+
+@pytest.mark.parametrize("clear_x", [True, False], ids=["x-cleared", "x-accumulates"])
+@pytest.mark.parametrize("clear_w", [True, False], ids=["W-cleared", "W-accumulates"])
+@pytest.mark.parametrize(
+    "outside", [[False] * 5, [True] * 5, [True, True, False, False, False]], ids=["never", "always", "first-two"]
+)
+def test_a_replay_clears_or_sums_grad_exactly_as_the_eager_step(clear_x, clear_w, outside):
+    # the same x tensor every call: a step that sets x.grad = None itself must not sum in a replay,
+    # and a .grad that was None through both traced calls (zeroed outside) then is not, retraces
+    assert _grad_loop(clear_x, clear_w, outside, True) == _grad_loop(clear_x, clear_w, outside, False)

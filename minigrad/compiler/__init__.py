@@ -128,6 +128,8 @@ class Compiled:
             if self.check_every and entry.replays and entry.replays % self.check_every == 0:
                 entry.replays += 1
                 return self._trace(key, targs, entry)  # an eager check: retraces if the structure moved
+            if entry.trace.grad_state_differs(targs):
+                return self._trace(key, targs, entry)  # a .grad there (or not) that the trace did not see: retrace
             if entry.trace.guards and entry.trace.broken_guard(targs) is not None:
                 return self._trace(key, targs, entry)  # the data decide another structure: this call runs eagerly
             if hooks.active:
@@ -178,8 +180,8 @@ class Compiled:
             self.entries[key] = self._last = _Entry(tr, eager_peak=peak)
             return result
         if tr.fingerprint() == entry.trace.fingerprint():
-            if entry.program is None:
-                entry.trace = tr
+            if entry.program is None or (tr.grad_start, tr.clears) != (entry.trace.grad_start, entry.trace.clears):
+                entry.trace = tr  # (the same ops, but the .grad writes the program makes have changed)
                 entry.eager_peak = peak
                 self._build(entry)
             self._last = entry

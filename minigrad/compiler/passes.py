@@ -750,16 +750,21 @@ def hand_over_grads(prog: Program) -> Program:
             m = re.match(r"(\w+) (\+?=) ", line)
             if m:
                 lines.setdefault(m.group(1), []).append(line)
+
+    def made_here(g: str) -> bool:  # a GEMM's result (added into in place), or a reshape of one read by it alone
+        own = lines.get(g, [])
+        if not own or not all(re.match(rf"{g} (\+= |= {g} \+ )", line) for line in own[1:]):
+            return False
+        if re.fullmatch(rf"{g} = [^=]*\w(\.T)? @ [^=]+", own[0]):
+            return True
+        m = re.fullmatch(rf"{g} = (g\d+)\.reshape\([^=]*\)", own[0])
+        return bool(m) and readers[m.group(1)] == 1 and written[m.group(1)] == 0 and made_here(m.group(1))
+
     instrs, handed = [], 0
     for ins in prog.instrs:
         if ins.kind == "write" and ins.code.endswith(("True)", "False)")):
             (g,) = ins.ins
-            own = lines.get(g, [])
-            if (
-                own and written[g] == 1 and readers[g] == 0 and g not in keep_returns
-                and re.fullmatch(rf"{g} = [^=]*\w(\.T)? @ [^=]+", own[0])
-                and all(re.match(rf"{g} (\+= |= {g} \+ )", line) for line in own[1:])
-            ):  # fmt: skip
+            if written[g] == 1 and readers[g] == 0 and g not in keep_returns and made_here(g):
                 code = ins.code[:-1] + ", own=True)"
                 ins = Instr(ins.kind, ins.op, ins.outs, ins.ins, code)
                 handed += 1

@@ -107,7 +107,8 @@ class Trace:
     params: dict[int, Tensor] = field(default_factory=dict)  # value id -> the leaf tensor
     consts: dict[int, np.ndarray] = field(default_factory=dict)  # value id -> the array
     needs_grad: set[int] = field(default_factory=set)  # leaves whose .grad the step fills (params, inputs)
-    clears: set[int] = field(default_factory=set)  # param leaves whose .grad the step set to None first
+    clears: set[int] = field(default_factory=set)  # leaves whose .grad the step set to None first
+    grad_start: dict[int, bool] = field(default_factory=dict)  # leaf -> its .grad was None when the call began
     root: int | None = None  # the value backward started from
     seed: np.ndarray | None = None  # δroot (ones for a scalar root)
     returns: Any = None  # the step's result: a value id, or a tuple of them, or None
@@ -153,6 +154,15 @@ class Trace:
                     "contributions in this step: eager backward calls the hook once per contribution, the replay "
                     "computes only their sum. Run this step eagerly, or hook a leaf that is used once."
                 )
+
+    def grad_state_differs(self, args: tuple) -> bool:
+        """Does a leaf's .grad begin this call None where the traced call's was not (or the reverse)?
+        Whether the step clears a .grad itself is seen only where it was there to clear."""
+        for v, was_none in self.grad_start.items():
+            t = self.params[v] if v in self.params else args[self.inputs[v]]
+            if (t._grad is None) != was_none:
+                return True
+        return False
 
     def describe(self, k: int) -> str:
         n = self.nodes[k]
@@ -511,6 +521,7 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                 a.requires_grad = True  # record every op on it (see the module docstring)
                 flipped.append(a)
     params_before = {id(p): p._grad for p in known or ()}
+    inputs_before = {i: a._grad for i, a in enumerate(targs) if isinstance(a, Tensor)}
     hooks_before = {k: len(e[1]) for k, e in hooks._leaf_hooks.items()}
     real_backward = _tensor.backward
     outer = dataguards.recording
@@ -548,14 +559,16 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                     uses[v] = uses.get(v, 0) + 1
         tr.shared = {v: k for v, k in uses.items() if k > 1}
         tr.seed = np.array(_tensor._seed(root, grad))
-        for v, p in tr.params.items():  # the step set p.grad = None itself (zero_grad inside the step)?
-            before = params_before.get(id(p), p._grad)
-            if before is not None and p._grad is None:
+        leaves = [(v, p, params_before.get(id(p), p._grad), id(p) in params_before) for v, p in tr.params.items()]
+        leaves += [(v, targs[i], inputs_before[i], True) for v, i in tr.inputs.items() if v in tr.needs_grad]
+        for v, t, before, known_start in leaves:  # the step set t.grad = None itself (zero_grad inside it)?
+            if known_start:  # the replay is valid for calls that begin with the same .grad state (None or not)
+                tr.grad_start[v] = before is None
+            if before is not None and t._grad is None:
                 tr.clears.add(v)
-            elif p._grad is not before:
-                raise CompileError(
-                    f"mg.compile: the step wrote a parameter's .grad (shape {p.shape}) other than to None"
-                )
+            elif t._grad is not before:
+                kind = "a parameter's" if v in tr.params else "an argument's"
+                raise CompileError(f"mg.compile: the step wrote {kind} .grad (shape {t.shape}) other than to None")
         real_backward(root, grad, retain_graph)
         rec.writes_after_backward = checks.writes  # an in-place write after this must be a recorded call's
         calls.watch([*calls.params, *tr.params.values()])
