@@ -200,9 +200,7 @@ def fold_zero_constants(prog: Program) -> Program:
         instrs.append(ins)
     if not folded:
         return prog
-    out = prog.copy(instrs)
-    out.notes.append(f"fold_zero_constants: {folded} products with an all-zero constant (h_0 = 0) not computed")
-    return out
+    return prog.copy(instrs, f"fold_zero_constants: {folded} products with an all-zero constant (h_0 = 0) not computed")
 
 
 def dead_code(prog: Program) -> Program:
@@ -213,9 +211,7 @@ def dead_code(prog: Program) -> Program:
         if ins.kind in ("write", "ret") or any(o in need for o in ins.outs):
             kept.append(ins)
             need.update(ins.ins)
-    out = prog.copy(kept[::-1])
-    out.notes.append(f"dead_code: {len(prog.instrs) - len(kept)} instructions removed")
-    return out
+    return prog.copy(kept[::-1], f"dead_code: {len(prog.instrs) - len(kept)} instructions removed")
 
 
 def stack_in_place(prog: Program) -> Program:
@@ -255,9 +251,7 @@ def stack_in_place(prog: Program) -> Program:
             instrs.append(Instr("op", "stack", [buf], [], code, st.shape, st.dtype))
         code = ins.into(f"{buf}[{row}]")
         instrs.append(Instr("op", ins.op, ins.outs, [*ins.ins, buf], code, ins.shape, ins.dtype, True))
-    out = prog.copy(instrs)
-    out.notes.append(f"stack_in_place: {len(stacks)} stacks written row by row, no copy")
-    return out
+    return prog.copy(instrs, f"stack_in_place: {len(stacks)} stacks written row by row, no copy")
 
 
 def contiguous_transposes(prog: Program) -> Program:
@@ -286,9 +280,7 @@ def contiguous_transposes(prog: Program) -> Program:
                 ins = Instr(ins.kind, ins.op, ins.outs, names_in_code(code, ins.outs), code, ins.shape, ins.dtype,
                             ins.view, ins.pattern)  # fmt: skip
         instrs.append(ins)
-    out = prog.copy(instrs)
-    out.notes.append(f"contiguous_transposes: {len(swap)} weight transposes made C-contiguous once per call")
-    return out
+    return prog.copy(instrs, f"contiguous_transposes: {len(swap)} weight transposes made C-contiguous once per call")
 
 
 def names_in_code(code: str, outs: list[str]) -> list[str]:
@@ -346,9 +338,9 @@ def batch_weight_grads(prog: Program, rows: int = 256) -> Program:
             instrs.extend(at[id(ins)])
         elif id(ins) not in drop:
             instrs.append(ins)
-    out = prog.copy(instrs)
-    out.notes.append(f"batch_weight_grads: {batched} weight-gradient products of shared weights -> {gemms} GEMM(s)")
-    return out
+    return prog.copy(
+        instrs, f"batch_weight_grads: {batched} weight-gradient products of shared weights -> {gemms} GEMM(s)"
+    )
 
 
 def schedule_accumulation(prog: Program) -> Program:
@@ -412,9 +404,7 @@ def accumulate_in_place(prog: Program) -> Program:
         changed += 1
     if not changed:
         return prog
-    out = prog.copy(instrs)
-    out.notes.append(f"accumulate_in_place: {changed} sums added in place into a row of their own δ")
-    return out
+    return prog.copy(instrs, f"accumulate_in_place: {changed} sums added in place into a row of their own δ")
 
 
 def gradient_rows(prog: Program) -> Program:
@@ -518,13 +508,9 @@ def gradient_rows(prog: Program) -> Program:
             refers[x] = refers[y]
     instrs = _join_batched(instrs, rows, states, refers)  # the chunks of one weight's gradient as one
     instrs = [_batched_from_rows(i, rows, states) if i.op == "δbatched" else i for i in instrs]  # the rest
-    out = prog.copy(instrs)
     n_new = sum(1 for a in allocs.values() if not a.view)
-    out.notes.append(
-        f"gradient_rows: {len(rows)} step gradients written into their rows ({len(over)} over their own δ row), "
-        f"{n_new} new array(s)"
-    )
-    return out
+    note = f"gradient_rows: {len(rows)} step gradients written into their rows ({len(over)} over their own δ row)"
+    return prog.copy(instrs, f"{note}, {n_new} new array(s)")
 
 
 def _overwritable(ins: Instr, owned: dict, last_read: dict, at: dict, rebound: set) -> str | None:
@@ -645,10 +631,7 @@ def elementwise_in_place(prog: Program) -> Program:
     defs = Counter(o for i in prog.instrs for o in i.outs)
     keep = prog.kept()
     info = {o: i for i in prog.instrs for o in i.outs}
-    readers: dict[str, list[int]] = {}
-    for n, ins in enumerate(prog.instrs):
-        for v in ins.ins:
-            readers.setdefault(v, []).append(n)
+    readers = _readers(prog.instrs)
     fresh = {
         i.outs[0]
         for i in prog.instrs
@@ -674,19 +657,23 @@ def elementwise_in_place(prog: Program) -> Program:
         changed += 1
     if not changed:
         return prog
-    out = prog.copy(instrs)
-    out.notes.append(f"elementwise_in_place: {changed} elementwise results written into an operand's own array")
-    return out
+    return prog.copy(instrs, f"elementwise_in_place: {changed} elementwise results written into an operand's own array")
+
+
+def _readers(instrs: list[Instr]) -> dict[str, list[int]]:
+    """name -> the indices of the instructions that read it, in order."""
+    readers: dict[str, list[int]] = {}
+    for n, ins in enumerate(instrs):
+        for v in ins.ins:
+            readers.setdefault(v, []).append(n)
+    return readers
 
 
 def transposed_weight_grads(prog: Program) -> Program:
     """δW for ``x @ Wᵀ``: the sum δ(Wᵀ) = Σ aᵀ g, then transposed (a copy into .grad), becomes
     δW = Σ gᵀ a, each product with its operands swapped: no transpose, and BLAS writes δW in the
     layout .grad keeps (by hand: δW_hy = eᵀ out)."""
-    readers: dict[str, list[int]] = {}
-    for n, ins in enumerate(prog.instrs):
-        for v in ins.ins:
-            readers.setdefault(v, []).append(n)
+    readers = _readers(prog.instrs)
     keep = prog.kept()
     lines: dict[str, list[int]] = {}
     for n, ins in enumerate(prog.instrs):
@@ -731,9 +718,7 @@ def transposed_weight_grads(prog: Program) -> Program:
     if not drop:
         return prog
     instrs = [swap.get(j, ins) for j, ins in enumerate(prog.instrs) if j not in drop]
-    out = prog.copy(instrs)
-    out.notes.append(f"transposed_weight_grads: {len(drop)} weight gradients formed as gᵀ a, not transposed")
-    return out
+    return prog.copy(instrs, f"transposed_weight_grads: {len(drop)} weight gradients formed as gᵀ a, not transposed")
 
 
 def hand_over_grads(prog: Program) -> Program:
@@ -771,9 +756,7 @@ def hand_over_grads(prog: Program) -> Program:
         instrs.append(ins)
     if not handed:
         return prog
-    out = prog.copy(instrs)
-    out.notes.append(f"hand_over_grads: {handed} gradients become .grad without a copy")
-    return out
+    return prog.copy(instrs, f"hand_over_grads: {handed} gradients become .grad without a copy")
 
 
 def plan_memory(prog: Program) -> Program:
@@ -788,9 +771,7 @@ def plan_memory(prog: Program) -> Program:
         if i in dying and ins.kind != "ret":
             names = sorted(dying[i])
             instrs.append(Instr("del", "del", [], [], "del " + ", ".join(names)))
-    out = prog.copy(instrs)
-    out.notes.append(f"plan_memory: freed after last use; plan peak {prog.peak_bytes():,} B")
-    return out
+    return prog.copy(instrs, f"plan_memory: freed after last use; plan peak {prog.peak_bytes():,} B")
 
 
 TRACE_PASSES = (sum_of_squares, common_subexpressions)  # on the trace, before it is lowered

@@ -64,8 +64,10 @@ class Program:
     returns: Any = None  # a value name, a tuple of them, or None
     notes: list[str] = field(default_factory=list)  # what each pass did
 
-    def copy(self, instrs: list[Instr]) -> Program:
-        return Program(instrs, self.consts, self.inputs, self.params, self.writes, self.returns, list(self.notes))
+    def copy(self, instrs: list[Instr], note: str | None = None) -> Program:
+        """The same program with other instructions (and ``note``, what the pass did, appended)."""
+        notes = [*self.notes, note] if note is not None else list(self.notes)
+        return Program(instrs, self.consts, self.inputs, self.params, self.writes, self.returns, notes)
 
     def peak_bytes(self) -> int:
         """The plan's peak: the bytes of buffers alive at once, freed after their last use."""
