@@ -13,7 +13,10 @@ How the tape enters this room (two hook points in tensor.py):
 * a non-leaf's hooks sit in its node's ``retained`` list, ahead of the tensors that asked
   ``retain_grad()``; backward already hands that list the δ of the node's outputs;
 * a leaf's hooks are looked up in ``_accumulate`` while ``active`` is set (a leaf hook was
-  registered, or ``mg.grad`` is collecting): one flag read per leaf gradient otherwise.
+  registered, or ``mg.grad`` is collecting): one flag read per leaf gradient otherwise. A leaf
+  used several times gets several δ in one walk: they are held and summed, and ``release``
+  (called by ``Tensor.backward`` and ``mg.grad`` after the walk) runs the hooks once on the sum,
+  as torch calls a leaf's hooks once per backward.
 
 ``mg.grad`` runs the ordinary backward with ``collecting`` set: leaves' δ go into its own
 table instead of ``.grad`` (nobody's ``.grad``, not even other leaves'), non-leaf inputs are
@@ -37,6 +40,7 @@ collecting = False  # mg.grad is running: no .grad is written
 # WeakKeyDictionary compares keys with ==, which is elementwise on tensors.
 _leaf_hooks: dict[int, tuple[weakref.ref, list]] = {}
 _collected: dict[int, tuple[Any, np.ndarray | None]] = {}  # mg.grad: id(leaf input) -> (leaf, summed δ)
+_held: dict[int, tuple[Any, np.ndarray]] = {}  # a walk's δ of each hooked leaf, summed until ``release``
 
 
 class _Hook:
@@ -100,12 +104,43 @@ def register_hook(t: Any, fn: Callable) -> RemovableHandle:
 
 
 def at_leaf(x: Any, g: np.ndarray) -> np.ndarray | None:
-    """A leaf's δ on its way into ``.grad``: its hooks run; under ``mg.grad`` it is collected
-    (returns None: no ``.grad`` is written)."""
+    """One contribution to a leaf's δ on its way into ``.grad``. A hooked leaf's contributions are
+    held and summed (``release`` runs its hooks once on the sum, as torch does); under ``mg.grad``
+    δ is collected. Returns None when nothing goes into ``.grad`` now."""
+    entry = _leaf_hooks.get(id(x))
+    if entry is not None and entry[0]() is x and entry[1]:
+        key = id(x)
+        held = _held.get(key)
+        _held[key] = (x, np.array(g, dtype=x.dtype) if held is None else held[1] + g)
+        return None
+    return _collect(x, g)
+
+
+def release() -> None:
+    """After a backward walk: each hooked leaf's summed δ through its hooks (in order), into ``.grad``."""
+    held = list(_held.values())
+    _held.clear()
+    for x, total in held:
+        g = apply(x, total)
+        if g is None:  # mg.grad collected it
+            continue
+        if x._grad is None:
+            x._grad = np.array(g, dtype=x.data.dtype)  # its own copy: g may be an array a hook returned
+        else:
+            x._grad += g
+
+
+def apply(x: Any, g: np.ndarray) -> np.ndarray | None:
+    """A leaf's whole δ of one backward through its hooks (``mg.compile``'s replay has the sum too);
+    None under ``mg.grad``, which collects it instead."""
     entry = _leaf_hooks.get(id(x))
     if entry is not None and entry[0]() is x:
         for hook in entry[1]:
             g = hook(g)
+    return _collect(x, g)
+
+
+def _collect(x: Any, g: np.ndarray) -> np.ndarray | None:
     if not collecting:
         return g
     key = id(x)
@@ -161,10 +196,12 @@ def grad(
     try:
         for k, (o, go) in enumerate(zip(outs, gos)):
             backward(o, go, retain_graph=retain_graph or k < len(outs) - 1)
+        release()  # hooked leaves: their hooks once, on the δ summed over every output
         result = tuple(found.get(id(x)) if x._edge is not None else _collected[id(x)][1] for x in ins)
     finally:
         active, collecting = previous or bool(_leaf_hooks), False
         _collected.clear()
+        _held.clear()
         for h in handles:
             h.remove()
     unused = [k for k, g in enumerate(result) if g is None]

@@ -470,3 +470,19 @@ def test_transpose_matches_torch_for_two_dims():
 
 def test_min_takes_a_list_as_max_does():
     assert float(mg.min([3.0, 1.0, 2.0])) == 1.0 and float(mg.max([3.0, 1.0, 2.0])) == 3.0
+
+
+def test_a_leaf_hook_runs_once_per_backward_on_the_gradient_summed_over_its_uses_as_torch():
+    torch = pytest.importorskip("torch")
+    calls, tcalls = [], []
+    W = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    W.register_hook(lambda g: calls.append(g.copy()) or np.minimum(g, 1.5))
+    ((W * 3).sum() + (W * W).sum()).backward()  # two uses: δ = 3 + 2W = (5, 7), clipped to 1.5 once
+    tW = torch.tensor([1.0, 2.0], requires_grad=True)
+    tW.register_hook(lambda g: tcalls.append(g.clone()) or g.clamp(max=1.5))
+    ((tW * 3).sum() + (tW * tW).sum()).backward()
+    assert len(calls) == len(tcalls) == 1
+    np.testing.assert_array_equal(calls[0], tcalls[0].numpy())
+    np.testing.assert_array_equal(W.grad, tW.grad.numpy())  # (1.5, 1.5), not (3.5, 4.5) per use
+    (dW,) = mg.grad((W * 3).sum() + (W * W).sum(), [W])  # mg.grad: the same rule
+    np.testing.assert_array_equal(dW, [1.5, 1.5])

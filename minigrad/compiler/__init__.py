@@ -32,9 +32,8 @@ The contract (docs/compiler.md says why):
 * Optimizer calls inside the step (``opt.step()``, ``opt.zero_grad()``, a scheduler's ``step()``,
   ``mg.optim.clip_grad_norm_``) are recorded in order, before the forward or after backward, and
   every replay makes them again at the same point; any other write to a parameter is refused.
-* Leaf hooks (``p.register_hook``, outside the step) run in the replay as eagerly: in order, before
-  ``.grad`` accumulates; on a leaf with several gradient contributions they are refused (eager
-  calls them once per contribution, the replay has the sum).
+* Leaf hooks (``p.register_hook``, outside the step) run in the replay as eagerly: in order, once,
+  on the leaf's δ summed over its uses (as torch calls them), before ``.grad`` accumulates.
 * ``check_every=N`` re-runs the step eagerly every N replays and retraces if its trace changed:
   the guard for data-dependent control flow that the first two calls did not show.
 * Refused with ``CompileError``: anomaly mode, grad-norm recording, ``retain_grad``, a non-leaf
@@ -132,8 +131,6 @@ class Compiled:
                 return self._trace(key, targs, entry)  # a .grad there (or not) that the trace did not see: retrace
             if entry.trace.guards and entry.trace.broken_guard(targs) is not None:
                 return self._trace(key, targs, entry)  # the data decide another structure: this call runs eagerly
-            if hooks.active:
-                entry.trace.check_hooks(targs)  # a hook registered since the trace, on a leaf used several times
             entry.replays += 1
             return self._replay(entry, targs)
         return self._trace(key, targs, entry)

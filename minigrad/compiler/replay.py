@@ -32,7 +32,7 @@ def grad_into(t: Any, g: np.ndarray, clear: bool, own: bool = False) -> None:
     ``own``: g is an array this replay made and no one else holds (``hand_over_grads``): kept as it is.
     The leaf's hooks (``register_hook``) run first, in order, as eager ``_accumulate`` runs them."""
     if hooks.active:
-        h = hooks.at_leaf(t, g)
+        h = hooks.apply(t, g)  # g is the leaf's whole δ of this step: its hooks once, as eagerly
         if h is None:  # mg.grad is collecting: no .grad
             return
         own, g = own and h is g, h  # a hook's own array is the user's: copied

@@ -113,7 +113,6 @@ class Trace:
     seed: np.ndarray | None = None  # δroot (ones for a scalar root)
     returns: Any = None  # the step's result: a value id, or a tuple of them, or None
     guards: list[tuple[ArgRef | None, dataguards.Guard]] = field(default_factory=list)  # facts about arguments
-    shared: dict[int, int] = field(default_factory=dict)  # leaf -> gradient contributions, where more than one
     calls: list[Call] = field(default_factory=list)  # optimizer calls inside the step, in order
 
     def fingerprint(self) -> str:
@@ -140,20 +139,6 @@ class Trace:
             if ref is not None and not g.holds(args[ref.index].data.reshape(ref.shape)):
                 return g.what
         return None
-
-    def check_hooks(self, args: tuple) -> None:
-        """Refuse a hook on a leaf with several gradient contributions: eager backward calls it once per
-        contribution, the replay has their sum only (one hook call on a leaf used once is exact)."""
-        for v, count in self.shared.items():
-            t = self.params[v] if v in self.params else args[self.inputs[v]]
-            entry = hooks._leaf_hooks.get(id(t))
-            if entry is not None and entry[0]() is t and entry[1]:
-                what = f"{t.name!r}" if t.name else f"of shape {t.shape}"
-                raise CompileError(
-                    f"mg.compile: a hook (register_hook) on the leaf {what}, which receives {count} gradient "
-                    "contributions in this step: eager backward calls the hook once per contribution, the replay "
-                    "computes only their sum. Run this step eagerly, or hook a leaf that is used once."
-                )
 
     def grad_state_differs(self, args: tuple) -> bool:
         """Does a leaf's .grad begin this call None where the traced call's was not (or the reverse)?
@@ -552,12 +537,6 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
         if tr.dtypes[tr.root] != root.data.dtype:  # each output's dtype is its op's (a cast's is its target)
             raise CompileError(f"mg.compile: the trace gives the loss dtype {tr.dtypes[tr.root]}, eager made "
                                f"{root.data.dtype} (an op whose output dtype the trace misreads)")  # fmt: skip
-        uses: dict[int, int] = {}
-        for n in tr.nodes:  # gradient contributions per leaf (eager calls a leaf's hooks once for each)
-            for v in n.ins:
-                if v in tr.needs_grad:
-                    uses[v] = uses.get(v, 0) + 1
-        tr.shared = {v: k for v, k in uses.items() if k > 1}
         tr.seed = np.array(_tensor._seed(root, grad))
         leaves = [(v, p, params_before.get(id(p), p._grad), id(p) in params_before) for v, p in tr.params.items()]
         leaves += [(v, targs[i], inputs_before[i], True) for v, i in tr.inputs.items() if v in tr.needs_grad]
@@ -570,6 +549,8 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                 kind = "a parameter's" if v in tr.params else "an argument's"
                 raise CompileError(f"mg.compile: the step wrote {kind} .grad (shape {t.shape}) other than to None")
         real_backward(root, grad, retain_graph)
+        if hooks._held:  # hooked leaves: their summed δ through the hooks now, as Tensor.backward does after
+            hooks.release()
         rec.writes_after_backward = checks.writes  # an in-place write after this must be a recorded call's
         calls.watch([*calls.params, *tr.params.values()])
 
@@ -600,7 +581,6 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
             "mg.compile: the step registers (or removes) a hook on a leaf: that happens on every eager call but "
             "never in a replay. Register the hook once, outside the compiled step."
         )
-    rec.trace.check_hooks(tuple(targs))
     rec.trace.returns = _returns(rec, result)
     rec.guards()
     return result, rec.trace
