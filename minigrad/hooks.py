@@ -27,7 +27,8 @@ it frees the graph unless ``retain_graph=True``. First-order only (no ``create_g
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ collecting = False  # mg.grad is running: no .grad is written
 # WeakKeyDictionary compares keys with ==, which is elementwise on tensors.
 _leaf_hooks: dict[int, tuple[weakref.ref, list]] = {}
 _collected: dict[int, tuple[Any, np.ndarray | None]] = {}  # mg.grad: id(leaf input) -> (leaf, summed δ)
-_held: dict[int, tuple[Any, np.ndarray]] = {}  # a walk's δ of each hooked leaf, summed until ``release``
+held: dict[int, tuple[Any, np.ndarray]] = {}  # a walk's δ of each hooked leaf, summed until ``release``
 
 
 class _Hook:
@@ -110,17 +111,33 @@ def at_leaf(x: Any, g: np.ndarray) -> np.ndarray | None:
     entry = _leaf_hooks.get(id(x))
     if entry is not None and entry[0]() is x and entry[1]:
         key = id(x)
-        held = _held.get(key)
-        _held[key] = (x, np.array(g, dtype=x.dtype) if held is None else held[1] + g)
+        if key in held:
+            total = held[key][1]  # our own copy: added in place
+            total += g
+        else:
+            held[key] = (x, np.array(g, dtype=x.dtype))
         return None
     return _collect(x, g)
 
 
+@contextmanager
+def walk() -> Iterator[None]:
+    """``with hooks.walk(): backward(...)`` (Tensor.backward): after the walk, ``release``; after
+    an error mid-walk, the held δ are dropped, so that no later walk adds them."""
+    try:
+        yield
+    except BaseException:
+        held.clear()
+        raise
+    if held:
+        release()
+
+
 def release() -> None:
     """After a backward walk: each hooked leaf's summed δ through its hooks (in order), into ``.grad``."""
-    held = list(_held.values())
-    _held.clear()
-    for x, total in held:
+    done = list(held.values())
+    held.clear()
+    for x, total in done:
         g = apply(x, total)
         if g is None:  # mg.grad collected it
             continue
@@ -201,7 +218,7 @@ def grad(
     finally:
         active, collecting = previous or bool(_leaf_hooks), False
         _collected.clear()
-        _held.clear()
+        held.clear()
         for h in handles:
             h.remove()
     unused = [k for k, g in enumerate(result) if g is None]

@@ -355,9 +355,8 @@ class Tensor:
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Reverse mode from this tensor: accumulate dL/dx into ``.grad`` of every leaf x
         (and retained tensor) this one depends on."""
-        backward(self, grad, retain_graph)
-        if hooks._held:  # leaves with hooks: their δ summed over the walk, now through the hooks
-            hooks.release()
+        with hooks.walk():  # leaves with hooks: their δ summed over the walk, then through the hooks
+            backward(self, grad, retain_graph)
 
     # Operators and methods such as .tanh() and .sum() are attached in ops.py, next to their
     # derivative rules; Python's and numpy's protocols (bool, len, ==, +=, np.exp(x)) in protocols.py.

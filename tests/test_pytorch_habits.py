@@ -486,3 +486,16 @@ def test_a_leaf_hook_runs_once_per_backward_on_the_gradient_summed_over_its_uses
     np.testing.assert_array_equal(W.grad, tW.grad.numpy())  # (1.5, 1.5), not (3.5, 4.5) per use
     (dW,) = mg.grad((W * 3).sum() + (W * W).sum(), [W])  # mg.grad: the same rule
     np.testing.assert_array_equal(dW, [1.5, 1.5])
+
+
+def test_a_backward_that_fails_mid_walk_leaves_no_held_hook_gradient_for_the_next():
+    W = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    W.register_hook(lambda g: g)
+    b = (W * W).sum()  # older: reached last by the walk
+    a = (W * 3).sum()  # newer: its δ = 3 reaches W (and is held) before the walk meets b
+    b.backward()  # frees b's graph
+    with pytest.raises(RuntimeError, match="backward"):
+        (b + a).backward()  # fails at b's freed node, after a's contribution was held
+    W.grad = None
+    (W * 1.0).sum().backward()
+    np.testing.assert_array_equal(W.grad, [1.0, 1.0])  # not 1 + a stale 3

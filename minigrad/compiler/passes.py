@@ -1,13 +1,14 @@
 """The passes: each a small function from a program to a program (tests/test_compile.py tests each).
 
-In the order they run (``sum_of_squares`` and ``common_subexpressions`` on the trace, the others
-on the Wengert list):
+In the order ``optimize`` runs them (the first three on the trace, the others on the Wengert list):
 
 sum_of_squares          Σ e ⊙ e (a mul of a value by itself, then a full sum) becomes one op
                         ``sumsq``: one dot product, δe = 2 δy e
 common_subexpressions   an op repeated on the same inputs with the same attributes is computed
                         once (W_ihᵀ, taken again by every chunk of the input projection); the
                         δ of its users then meet in one sum
+merge_projection_chunks the input projection eager makes chunk by chunk as one GEMM over all
+                        steps (and one for δx, δW_ih): tried, and kept if the plan's peak holds
 fold_zero_constants     a product with an all-zero constant (h_0 = 0) is zeros, or not computed
 dead_code               drop every instruction whose result nothing needs: the gradients of
                         arguments that do not require grad (x, the targets) and what only they read
@@ -18,8 +19,8 @@ batch_weight_grads      the T contributions aₜᵀ gₜ of a shared weight (dL/
 schedule_accumulation   each gradient sum written once: the first addend is taken as it is, the
                         second makes a new array (the first may be shared), later ones add in place
 accumulate_in_place     δh_{t-1} = δout_{t-1} + δa_t W_hh added into δout's own row (no new array)
-gradient_rows           each step's δa_t written into its row of δ(input projection); the batched
-                        GEMM reads those rows as one slice
+gradient_rows           each step's δa_t written into its row of δ(input projection), over δout's
+                        own row where it can; the batched GEMM reads those rows as one slice
 elementwise_in_place    y = a ∘ b written into a's array when a is the step's own and dies there
                         (the readout's e = out W_hyᵀ + b − target, and δe = 2 δL e)
 transposed_weight_grads δW = Σ gᵀ a for x @ Wᵀ, instead of Σ aᵀ g and then a transpose
@@ -108,7 +109,7 @@ def merge_projection_chunks(tr: Trace) -> Trace:
         reshape(x) → x W_ihᵀ + b → reshape → unbind (the same step values)
 
     Its backward is then one GEMM for δx, one for δW_ih and one sum for δb over all steps. It
-    holds the whole projection during the forward, so ``_build`` keeps it only when the memory
+    holds the whole projection during the forward, so ``optimize`` keeps it only when the memory
     plan's peak does not grow (the RNN's peak is in the backward; an LSTM's four gates are not)."""
     readers: dict[int, list[TNode]] = {}
     for n in tr.nodes:

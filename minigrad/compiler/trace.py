@@ -549,7 +549,7 @@ def trace_call(fn: Any, args: tuple, kwargs: dict, known: list | None = None) ->
                 kind = "a parameter's" if v in tr.params else "an argument's"
                 raise CompileError(f"mg.compile: the step wrote {kind} .grad (shape {t.shape}) other than to None")
         real_backward(root, grad, retain_graph)
-        if hooks._held:  # hooked leaves: their summed δ through the hooks now, as Tensor.backward does after
+        if hooks.held:  # hooked leaves: their summed δ through the hooks now, as Tensor.backward does after
             hooks.release()
         rec.writes_after_backward = checks.writes  # an in-place write after this must be a recorded call's
         calls.watch([*calls.params, *tr.params.values()])
