@@ -289,8 +289,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "merged projection unbinds the chunks in reverse order",
         "minigrad/compiler/passes.py",
-        'TNode("unbind", [S], [o for *_, u in chains for o in u.outs], {"axis": 0}, m0.scope),',
-        'TNode("unbind", [S], [o for *_, u in chains[::-1] for o in u.outs], {"axis": 0}, m0.scope),',
+        "[o for k in range(len(pieces)) for o in chains[k][2].outs]",
+        "[o for k in reversed(range(len(pieces))) for o in chains[k][2].outs]",
         COMPILE,
     ),
     Mutation(

@@ -900,3 +900,13 @@ def test_hand_over_grads_gives_each_leaf_its_own_array():
     c(rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 3)))
     np.testing.assert_array_equal(kept, before)  # the next replay made new arrays: the old .grad is untouched
     assert rnn.weight_hh_l0.grad is not kept
+
+
+def test_merge_projection_chunks_merges_both_directions_that_read_the_same_chunks():
+    # common_subexpressions gives both directions one split of x and one reshape per chunk: each
+    # chunk is read by two GEMMs (W_ihᵀ and W_ih_reverseᵀ), and each weight gets its one GEMM
+    c = _assert_compiled_equals_eager(_chunked(models.RNN, bidirectional=True), (6, 2, 4), 10)
+    assert "merge_projection_chunks: the input projection as one GEMM" in str(c.program)
+    x = next(name for name, i in c.program.inputs.items() if i == 0)
+    (rows,) = [i.outs[0] for i in c.program.instrs if i.outs and i.code == f"{i.outs[0]} = {x}.reshape((12, 4))"]
+    assert sum(re.match(rf"v\d+ = {rows} @ ", i.code) is not None for i in c.program.instrs) == 2

@@ -125,38 +125,47 @@ def merge_projection_chunks(tr: Trace) -> Trace:
     shapes, dtypes, nodes, extra = dict(tr.shapes), dict(tr.dtypes), list(tr.nodes), {}
     next_id = max(shapes) + 1
     for split in [n for n in tr.nodes if n.op == "split" and n.attrs["axis"] % len(tr.shapes[n.ins[0]]) == 0]:
-        chains = []
-        for piece in split.outs:
-            r = only_reader(piece, "reshape")
-            m = r and only_reader(r.outs[0], "addmm", "matmul")
-            if m is None or m.ins[-2] != r.outs[0] or len(shapes[m.outs[0]]) != 2:
-                break  # the piece must be the GEMM's left operand x_k (rows of steps)
-            s3 = only_reader(m.outs[0], "reshape")
-            u = s3 and only_reader(s3.outs[0], "unbind")
-            if u is None or u.attrs["axis"] != 0:
-                break
-            chains.append((r, m, s3, u))
-        if len(chains) != len(split.outs) or len(chains) < 2:
+        pieces = [only_reader(piece, "reshape") for piece in split.outs]  # x_k as rows (one reshape each)
+        if len(pieces) < 2 or None in pieces:
             continue
-        shared = {(m.op, *m.ins[:-2], m.ins[-1]) for _, m, _, _ in chains}  # the same W (and b) in every chunk
-        if len(shared) != 1:
-            continue
+        # every GEMM that reads a chunk x_k as its left operand, by weight (W_ihᵀ, and b): a
+        # bidirectional layer's two directions read the same chunks (common_subexpressions)
+        groups: dict[tuple, dict[int, tuple]] = {}
+        for k, r in enumerate(pieces):
+            for m in readers.get(r.outs[0], []):
+                s3 = only_reader(m.outs[0], "reshape") if m.op in ("addmm", "matmul") else None
+                u = s3 and only_reader(s3.outs[0], "unbind")
+                if u is None or m.ins[-2] != r.outs[0] or len(shapes[m.outs[0]]) != 2 or u.attrs["axis"] != 0:
+                    groups = {}  # a reader that is not a chunk's projection: leave this split alone
+                    break
+                groups.setdefault((m.op, *m.ins[:-2], m.ins[-1]), {})[k] = (m, s3, u)
+            else:
+                continue
+            break
+        if not groups or any(len(chains) != len(pieces) for chains in groups.values()):
+            continue  # each weight must project every chunk
         x, (T, *rest) = split.ins[0], tr.shapes[split.ins[0]]
-        rows, width = T * int(np.prod(rest[:-1], dtype=np.int64)), shapes[chains[0][1].outs[0]][1]
-        R, M, S = next_id, next_id + 1, next_id + 2
-        next_id += 3
-        shapes[R], shapes[M], shapes[S] = (rows, rest[-1]), (rows, width), (T, *rest[:-1], width)
-        dtypes[R] = dtypes[M] = dtypes[S] = tr.dtypes[x]
-        m0 = chains[0][1]
-        merged = [
-            TNode("reshape", [x], [R], {}, m0.scope),
-            TNode(m0.op, [*m0.ins[:-2], R, m0.ins[-1]], [M], dict(m0.attrs), m0.scope),
-            TNode("reshape", [M], [S], {}, m0.scope),
-            TNode("unbind", [S], [o for *_, u in chains for o in u.outs], {"axis": 0}, m0.scope),
-        ]
-        first = min((nodes.index(m), id(m)) for _, m, _, _ in chains)[1]  # where the first chunk's GEMM ran
-        extra[first] = merged
-        gone = {id(split), *(id(n) for c in chains for n in c)} - {first}
+        rows = T * int(np.prod(rest[:-1], dtype=np.int64))
+        R, next_id = next_id, next_id + 1
+        shapes[R], dtypes[R] = (rows, rest[-1]), tr.dtypes[x]
+        gone = {id(split), *(id(r) for r in pieces)}
+        first_gemm = min(nodes.index(m) for chains in groups.values() for m, _, _ in chains.values())
+        for chains in groups.values():
+            m0 = chains[0][0]
+            width = shapes[m0.outs[0]][1]
+            M, S, next_id = next_id, next_id + 1, next_id + 2
+            shapes[M], shapes[S] = (rows, width), (T, *rest[:-1], width)
+            dtypes[M] = dtypes[S] = dtypes[R]
+            merged = [
+                TNode(m0.op, [*m0.ins[:-2], R, m0.ins[-1]], [M], dict(m0.attrs), m0.scope),
+                TNode("reshape", [M], [S], {}, m0.scope),
+                TNode("unbind", [S], [o for k in range(len(pieces)) for o in chains[k][2].outs], {"axis": 0}, m0.scope),
+            ]
+            at = min(chains.values(), key=lambda c: nodes.index(c[0]))[0]  # where this weight's first chunk ran
+            if nodes.index(at) == first_gemm:
+                merged.insert(0, TNode("reshape", [x], [R], {}, m0.scope))
+            extra[id(at)] = merged
+            gone.update(id(n) for c in chains.values() for n in c if n is not at)
         nodes = [n for n in nodes if id(n) not in gone]
     if not extra:
         return tr
